@@ -1,0 +1,72 @@
+"""All settings in one object. Nothing else in the package reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# The bundled model ships in the repository's models/ folder (a source checkout) ...
+_REPO_MODELS = PACKAGE_ROOT.parent.parent / "models"
+BUNDLED_MODEL_NAME = "cxr-effnet-lite0"
+
+
+def default_model_path() -> Path:
+    return _REPO_MODELS / BUNDLED_MODEL_NAME
+
+
+class Settings(BaseSettings):
+    """Settings read from ``CXR_*`` environment variables (and a ``.env`` file if present)."""
+
+    model_config = SettingsConfigDict(env_prefix="CXR_", env_file=".env", extra="ignore")
+
+    # Where the service keeps its state (SQLite database, outbox, keys) by default.
+    data_dir: Path = Field(default=Path("var"))
+    model_path: Path = Field(default_factory=default_model_path)
+    shared_data: Path | None = None
+
+    # Input limits, checked before full decoding.
+    max_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    min_side: int = 64
+
+    # Serving
+    database_url: str | None = None
+    redis_url: str | None = None
+    store_images: bool = False
+    image_key: str | None = None
+    image_key_file: Path | None = None
+    jwt_secret: str | None = None
+    token_minutes: int = 30
+    metrics_public: bool = True
+    rate_limit: str = "120/minute"
+    rate_limit_anonymous: str = "30/minute"
+    batch_max_files: int = 32
+    result_cache_size: int = 512
+    log_level: str = "INFO"
+
+    # Inference
+    intra_op_threads: int = 0  # 0: ONNX Runtime chooses (one per core)
+
+    # Training / registry
+    mlflow_tracking_uri: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cxr.sqlite3').resolve()}"
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.sqlite3').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Datasets: catalog (manifests, versions), patient-level splits, training datasets."""

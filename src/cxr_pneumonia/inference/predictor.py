@@ -1,0 +1,247 @@
+"""The Predictor: a verified model package + ONNX Runtime, from input bytes to a Prediction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CXRError, ModelError
+from ..imaging import Source, load
+from ..imaging.limits import Limits
+from ..imaging.preprocess import to_model_input
+from ..imaging.xray import XRay
+from ..package import ModelPackage
+from .cache import MemoryCache, ResultCache
+from .heatmap import grad_cam, normalise_and_resize, pneumonia_score_gradient
+from .prediction import Finding, ModelRef, Prediction, Timings
+from .quality import check_distribution, check_image
+from .session import head_weights, open_session
+
+BatchResult = Prediction | CXRError
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclasses.dataclass
+class _Prepared:
+    xray: XRay
+    tensor: np.ndarray
+    findings: tuple[Finding, ...]
+    decode_ms: float
+    preprocess_ms: float
+
+
+class Predictor:
+    """Reads radiographs with one model package. Thread-safe: ONNX Runtime sessions allow concurrent runs."""
+
+    def __init__(
+        self,
+        package: ModelPackage,
+        *,
+        threads: int = 0,
+        limits: Limits | None = None,
+        min_side: int = 64,
+        cache: ResultCache | None = None,
+    ) -> None:
+        self.package = package
+        manifest = package.manifest
+        self.spec = manifest.preprocess
+        self.calibration = manifest.calibration
+        self.classes = manifest.classes
+        if tuple(self.classes) != ("normal", "bacterial", "viral"):
+            raise ModelError(f"this version serves classes (normal, bacterial, viral), not {self.classes}")
+        self.session = open_session(package.onnx_path, threads)
+        self.head_weight, self.head_bias = head_weights(package.onnx_path, manifest.feature_channels)
+        self.limits = limits or Limits.from_settings()
+        self.min_side = min_side
+        self.cache: ResultCache = cache if cache is not None else MemoryCache()
+        self.model_ref = ModelRef(manifest.name, manifest.version, manifest.onnx_sha256, self.spec.version)
+        self._self_check()
+
+    @classmethod
+    def from_package(cls, path: str | Path, **kwargs: object) -> Predictor:
+        """Open and verify a package (sha256 of every file, preprocessing spec) and start a session."""
+        return cls(ModelPackage.open(path), **kwargs)  # type: ignore[arg-type]
+
+    def _self_check(self) -> None:
+        """The head read from the graph must reproduce the graph's logits, or heatmaps would lie."""
+        probe = np.zeros((1, self.spec.channels, self.spec.size, self.spec.size), dtype=np.float32)
+        logits, features = self.session.run(["logits", "features"], {"image": probe})
+        recomputed = features.mean(axis=(2, 3)) @ self.head_weight.T + self.head_bias
+        if not np.allclose(recomputed, logits, atol=1e-3):
+            raise ModelError("the model's head is not a linear layer over pooled features; cannot explain it")
+
+    # ---- single image -------------------------------------------------------------------------
+    def predict(self, source: Source, *, heatmap: bool = True, use_cache: bool = True) -> Prediction:
+        """Read one image. Raises InputError (unreadable) or RejectedImage (not a frontal CXR)."""
+        started = time.perf_counter()
+        prepared = self._prepare(source)
+        if use_cache:
+            cached = self.cache.get(prepared.xray.sha256, self.model_ref.sha256)
+            if cached is not None and (cached.heatmap is not None or not heatmap):
+                return dataclasses.replace(cached, cached=True)
+        result = self._infer([prepared], heatmap=heatmap, started=[started])[0]
+        if isinstance(result, CXRError):
+            raise result
+        if use_cache:
+            self.cache.put(result)
+        return result
+
+    # ---- batches ------------------------------------------------------------------------------
+    def predict_batch(
+        self,
+        sources: Sequence[Source],
+        *,
+        heatmap: bool = True,
+        batch_size: int = 16,
+        decode_workers: int = 2,
+    ) -> list[BatchResult]:
+        """Read many images; each result is a Prediction or the CXRError that refused it."""
+        return list(
+            self.iter_predict(sources, heatmap=heatmap, batch_size=batch_size, decode_workers=decode_workers)
+        )
+
+    def iter_predict(
+        self,
+        sources: Iterable[Source],
+        *,
+        heatmap: bool = True,
+        batch_size: int = 16,
+        decode_workers: int = 2,
+    ) -> Iterator[BatchResult]:
+        """Results in input order. A pool of decoders runs ahead of the session, so decoding (which
+        releases the GIL in Pillow and pydicom's decoders) overlaps inference."""
+        pending: list[tuple[float, _Prepared | CXRError]] = []
+        with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
+
+            def timed(source: Source) -> tuple[float, _Prepared | CXRError]:
+                start = time.perf_counter()
+                return start, self._prepare_or_error(source)
+
+            for started, prepared in pool.map(timed, sources):
+                pending.append((started, prepared))
+                if len(pending) >= batch_size:
+                    yield from self._run_pending(pending, heatmap)
+                    pending = []
+            if pending:
+                yield from self._run_pending(pending, heatmap)
+
+    def _run_pending(
+        self, pending: list[tuple[float, _Prepared | CXRError]], heatmap: bool
+    ) -> list[BatchResult]:
+        results: list[BatchResult | None] = [p if isinstance(p, CXRError) else None for _, p in pending]
+        ready = [(i, s, p) for i, (s, p) in enumerate(pending) if isinstance(p, _Prepared)]
+        if ready:
+            outputs = self._infer([p for _, _, p in ready], heatmap=heatmap, started=[s for _, s, _ in ready])
+            for (index, _, _), output in zip(ready, outputs, strict=True):
+                results[index] = output
+                if isinstance(output, Prediction):
+                    self.cache.put(output)
+        return [r for r in results if r is not None]
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _prepare_or_error(self, source: Source) -> _Prepared | CXRError:
+        try:
+            return self._prepare(source)
+        except CXRError as exc:
+            return exc
+
+    def _prepare(self, source: Source) -> _Prepared:
+        t0 = time.perf_counter()
+        xray = load(source, self.limits)
+        decode_ms = _ms(t0)
+        findings = check_image(xray, self.min_side)
+        t1 = time.perf_counter()
+        tensor = to_model_input(xray, self.spec)
+        return _Prepared(xray, tensor, findings, decode_ms, _ms(t1))
+
+    def _infer(self, prepared: list[_Prepared], *, heatmap: bool, started: list[float]) -> list[BatchResult]:
+        t0 = time.perf_counter()
+        batch = np.stack([p.tensor for p in prepared])
+        logits, features = self.session.run(["logits", "features"], {"image": batch})
+        inference_ms = _ms(t0) / len(prepared)
+        pooled = features.mean(axis=(2, 3))
+        ood_scores = self.package.ood.distance(pooled)
+        probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
+        cams = None
+        t1 = time.perf_counter()
+        if heatmap:
+            cams = grad_cam(features, self.head_weight, pneumonia_score_gradient(logits))
+        heatmap_total = _ms(t1)
+        results: list[BatchResult] = []
+        for i, item in enumerate(prepared):
+            try:
+                check_distribution(float(ood_scores[i]), self.calibration.ood_threshold)
+            except CXRError as exc:
+                results.append(exc)
+                continue
+            t2 = time.perf_counter()
+            cam = (
+                normalise_and_resize(cams[i], (self.spec.size, self.spec.size)) if cams is not None else None
+            )
+            heatmap_ms = heatmap_total / len(prepared) + _ms(t2)
+            results.append(
+                self._assemble(
+                    item, probs[i], float(ood_scores[i]), cam, inference_ms, heatmap_ms, started[i]
+                )
+            )
+        return results
+
+    def _assemble(
+        self,
+        item: _Prepared,
+        probs: np.ndarray,
+        ood_score: float,
+        cam: np.ndarray | None,
+        inference_ms: float,
+        heatmap_ms: float,
+        started: float,
+    ) -> Prediction:
+        cal = self.calibration
+        p_pneumonia = float(probs[1] + probs[2])
+        in_set = []
+        if p_pneumonia <= cal.conformal_quantile:  # score for "normal" is 1 - p_normal = p_pneumonia
+            in_set.append("normal")
+        if 1.0 - p_pneumonia <= cal.conformal_quantile:
+            in_set.append("pneumonia")
+        return Prediction(
+            label="pneumonia" if p_pneumonia >= cal.threshold else "normal",
+            p_pneumonia=p_pneumonia,
+            p_bacterial=float(probs[1]),
+            p_viral=float(probs[2]),
+            threshold=cal.threshold,
+            refer=len(in_set) != 1,  # both (unsure) or none (nothing fits at this coverage)
+            prediction_set=tuple(in_set),
+            ood_score=ood_score,
+            ood_threshold=cal.ood_threshold,
+            model=self.model_ref,
+            input_sha256=item.xray.sha256,
+            input_meta=item.xray.meta.to_dict(),
+            findings=item.findings,
+            heatmap=cam,
+            timings=Timings(
+                decode_ms=item.decode_ms,
+                preprocess_ms=item.preprocess_ms,
+                inference_ms=round(inference_ms, 3),
+                heatmap_ms=round(heatmap_ms, 3),
+                total_ms=_ms(started),
+            ),
+        )
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,86 @@
+"""The quality gate: refuse, with a reason, what is not a frontal chest radiograph.
+
+Checks that need only the image run before inference; the out-of-distribution check runs on the
+model's features. Each refusal is a RejectedImage whose ``reason`` is a stable code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RejectedImage
+from ..imaging.xray import XRay
+from .prediction import Finding
+
+RADIOGRAPH_MODALITIES = {"CR", "DX"}
+# Secondary Capture and "OT" are how many systems store screenshots of radiographs: allowed, with a note.
+TOLERATED_MODALITIES = {"OT", "SC"}
+CHEST_BODY_PARTS = {
+    "CHEST",
+    "THORAX",
+    "LUNG",
+    "LUNGS",
+    "CHEST_LAT",
+    "PORTABLE CHEST",
+    "TORAX",
+    "THORAX-CHEST",
+}
+LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
+FRONTAL_VIEWS = {"PA", "AP", "APS", "PAS", ""}
+MIN_CONTRAST_STD = 0.02
+
+
+def check_image(xray: XRay, min_side: int) -> tuple[Finding, ...]:
+    """Refuse unreadable or non-chest inputs from the image and its metadata; return warnings."""
+    meta = xray.meta
+    findings: list[Finding] = []
+    if meta.format == "dicom":
+        modality = (meta.modality or "").upper()
+        if modality and modality not in RADIOGRAPH_MODALITIES | TOLERATED_MODALITIES:
+            raise RejectedImage(
+                f"the DICOM modality is {modality}; only radiographs (CR, DX) are read", "not_radiograph"
+            )
+        if modality in TOLERATED_MODALITIES:
+            findings.append(
+                Finding("secondary_capture", f"modality {modality}: a capture, not an original radiograph")
+            )
+        if not modality:
+            findings.append(Finding("no_modality", "the DICOM file does not say its modality"))
+        body_part = (meta.body_part or "").upper().strip()
+        if body_part and body_part not in CHEST_BODY_PARTS:
+            raise RejectedImage(f"the body part examined is {body_part}, not the chest", "not_chest")
+        if not body_part:
+            findings.append(Finding("no_body_part", "the DICOM file does not say the body part", "info"))
+        view = (meta.view_position or "").upper().strip()
+        if view in LATERAL_VIEWS:
+            raise RejectedImage(
+                f"the view position is {view} (lateral); only frontal views are read", "lateral_view"
+            )
+        if view and view not in FRONTAL_VIEWS:
+            findings.append(Finding("unusual_view", f"view position {view} is not PA or AP"))
+    height, width = xray.shape
+    if min(height, width) < min_side:
+        raise RejectedImage(
+            f"the image is {width}x{height}; at least {min_side} pixels a side are needed", "too_small"
+        )
+    aspect = max(height, width) / min(height, width)
+    if aspect > 2.5:
+        raise RejectedImage(
+            f"the image's aspect ratio {aspect:.1f} is not that of a chest radiograph", "bad_aspect"
+        )
+    if float(np.std(xray.pixels)) < MIN_CONTRAST_STD:
+        raise RejectedImage("the image is blank or nearly constant", "blank_image")
+    if min(height, width) < 224:
+        findings.append(
+            Finding("low_resolution", f"{width}x{height} is below the model's 224x224 input", "info")
+        )
+    return tuple(findings)
+
+
+def check_distribution(ood_score: float, ood_threshold: float) -> None:
+    if ood_score > ood_threshold:
+        raise RejectedImage(
+            f"the image does not look like the chest radiographs the model was trained on "
+            f"(out-of-distribution score {ood_score:.1f} > {ood_threshold:.1f})",
+            "out_of_distribution",
+        )

@@ -1,0 +1,49 @@
+"""ONNX Runtime session set-up and reading the linear head out of the served graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from ..errors import ModelError
+
+
+def open_session(onnx_path: Path, threads: int = 0) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"ONNX Runtime cannot open {onnx_path.name}: {exc}") from exc
+    names_in = [i.name for i in session.get_inputs()]
+    names_out = {o.name for o in session.get_outputs()}
+    if names_in != ["image"] or not {"logits", "features"} <= names_out:
+        raise ModelError(
+            f"model.onnx must take 'image' and give 'logits' and 'features'; it has {names_in} -> {names_out}"
+        )
+    return session
+
+
+def head_weights(onnx_path: Path, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W (classes, C), b (classes,)) of the Gemm that produces 'logits'."""
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if "logits" in node.output and node.op_type == "Gemm":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
+            if not attrs.get("transB", 0):
+                weight = weight.T
+            bias = numpy_helper.to_array(initializers[node.input[2]]).astype(np.float64)
+            if weight.shape[1] != channels:
+                raise ModelError(f"the head has {weight.shape[1]} inputs, model.json says {channels}")
+            return weight, bias
+    raise ModelError("model.onnx has no Gemm producing 'logits': its head cannot be read for heatmaps")

@@ -1,0 +1,1 @@
+"""Backbones, the classifier, and ONNX export (PyTorch; needs the ``train`` extra)."""

@@ -1,0 +1,184 @@
+"""The model package: the contract between training (which writes it) and serving (which reads it).
+
+A directory holding ``model.onnx`` (input ``image``, outputs ``logits`` and ``features``),
+``model.json`` (this module's :class:`PackageManifest`), ``ood.npz`` (the out-of-distribution
+reference) and ``MODEL_CARD.md``. Every file's sha256 is recorded in model.json and checked on load:
+serving never loads weights loosely and never falls back to anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .imaging.preprocess import PreprocessSpec
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "model.json"
+ONNX_NAME = "model.onnx"
+OOD_NAME = "ood.npz"
+CARD_NAME = "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    temperature: float
+    threshold: float  # on calibrated p_pneumonia
+    operating_point: str  # how the threshold was chosen, in words
+    conformal_quantile: float  # on the nonconformity score 1 - p(true binary class)
+    conformal_alpha: float
+    ood_threshold: float  # Mahalanobis distance above which an input is out of distribution
+    ood_percentile: float
+
+
+@dataclass(frozen=True)
+class PackageManifest:
+    name: str
+    version: str
+    created: str
+    classes: tuple[str, ...]
+    class_meaning: dict[str, str]
+    preprocess: PreprocessSpec
+    calibration: Calibration
+    backbone: str
+    feature_channels: int
+    files: dict[str, str]  # file name -> sha256
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def onnx_sha256(self) -> str:
+        return self.files[ONNX_NAME]
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PackageManifest:
+        try:
+            if int(data.get("format_version", 0)) != FORMAT_VERSION:
+                raise ModelError(f"model package format {data.get('format_version')} is not {FORMAT_VERSION}")
+            return cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                created=str(data["created"]),
+                classes=tuple(str(c) for c in data["classes"]),
+                class_meaning={str(k): str(v) for k, v in data["class_meaning"].items()},
+                preprocess=PreprocessSpec.from_dict(data["preprocess"]),
+                calibration=Calibration(**data["calibration"]),
+                backbone=str(data["backbone"]),
+                feature_channels=int(data["feature_channels"]),
+                files={str(k): str(v) for k, v in data["files"].items()},
+                training=dict(data.get("training", {})),
+                metrics=dict(data.get("metrics", {})),
+                code_version=str(data.get("code_version", "")),
+            )
+        except ModelError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model.json is malformed: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class OODReference:
+    """Mahalanobis reference for pooled features: mean, PCA basis and shrunk precision in that basis."""
+
+    mean: np.ndarray  # (C,)
+    components: np.ndarray  # (k, C)
+    precision: np.ndarray  # (k, k)
+
+    def distance(self, pooled: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each row of ``pooled`` (N, C)."""
+        projected = (np.asarray(pooled, dtype=np.float64) - self.mean) @ self.components.T
+        squared = np.einsum("nk,kl,nl->n", projected, self.precision, projected)
+        return np.sqrt(np.maximum(squared, 0.0))
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            mean=self.mean.astype(np.float32),
+            components=self.components.astype(np.float32),
+            precision=self.precision.astype(np.float32),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> OODReference:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                mean=data["mean"].astype(np.float64),
+                components=data["components"].astype(np.float64),
+                precision=data["precision"].astype(np.float64),
+            )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A verified model package on disk."""
+
+    path: Path
+    manifest: PackageManifest
+    ood: OODReference
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / ONNX_NAME
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / CARD_NAME
+
+    def card_text(self) -> str:
+        return self.card_path.read_text() if self.card_path.exists() else ""
+
+    @classmethod
+    def open(cls, path: str | Path) -> ModelPackage:
+        """Open and verify a package: every listed file present with its recorded sha256."""
+        root = Path(path)
+        manifest_path = root / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise ModelError(f"{root} is not a model package (no {MANIFEST_NAME})")
+        try:
+            data = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{manifest_path} cannot be read: {exc}") from exc
+        manifest = PackageManifest.from_dict(data)
+        for required in (ONNX_NAME, OOD_NAME):
+            if required not in manifest.files:
+                raise ModelError(f"model.json lists no sha256 for {required}")
+        for name, expected in manifest.files.items():
+            file_path = root / name
+            if not file_path.is_file():
+                raise ModelError(f"model package file {name} is missing")
+            actual = sha256_file(file_path)
+            if actual != expected:
+                raise ModelError(
+                    f"model package file {name} has sha256 {actual[:12]}…, model.json says {expected[:12]}…"
+                )
+        return cls(path=root, manifest=manifest, ood=OODReference.load(root / OOD_NAME))
+
+
+def write_manifest(path: Path, manifest: PackageManifest) -> None:
+    (path / MANIFEST_NAME).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")

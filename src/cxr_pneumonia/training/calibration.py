@@ -1,0 +1,109 @@
+"""Post-hoc calibration fitted on validation only: temperature, threshold, conformal quantile."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+
+def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+
+
+def p_pneumonia(probs: np.ndarray) -> np.ndarray:
+    """Classes are (normal, bacterial, viral): p_pneumonia = p_bacterial + p_viral."""
+    return 1.0 - probs[:, 0]
+
+
+def nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of the 3-class targets (-1: pneumonia of unknown subtype)."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+    known = targets >= 0
+    terms = np.empty(len(targets))
+    terms[known] = -logp[known, targets[known]]
+    # unknown subtype: the likelihood of "pneumonia" is the sum over both pneumonia classes
+    terms[~known] = -np.logaddexp(logp[~known, 1], logp[~known, 2])
+    return float(terms.mean())
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises validation NLL (searched on log scale)."""
+    result = minimize_scalar(
+        lambda log_t: nll(logits, targets, math.exp(log_t)), bounds=(-3.0, 3.0), method="bounded"
+    )
+    return float(math.exp(result.x))
+
+
+def expected_calibration_error(y_true: np.ndarray, p_positive: np.ndarray, bins: int = 15) -> float:
+    """Binary ECE of p_pneumonia with equal-width bins."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(p_positive, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += mask.mean() * abs(p[mask].mean() - y_true[mask].mean())
+    return float(total)
+
+
+def reliability_bins(y_true: np.ndarray, p_positive: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p_positive, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            out.append(
+                {
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                    "count": int(mask.sum()),
+                    "confidence": float(np.mean(p_positive[mask])),
+                    "frequency": float(np.mean(y_true[mask])),
+                }
+            )
+    return out
+
+
+def threshold_for_sensitivity(
+    y_true: np.ndarray, p_positive: np.ndarray, min_sensitivity: float = 0.95
+) -> tuple[float, float, float]:
+    """Highest-specificity threshold whose sensitivity is at least ``min_sensitivity``.
+
+    Returns (threshold, sensitivity, specificity) on the data given (validation).
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    p = np.asarray(p_positive, dtype=np.float64)
+    candidates = np.unique(p)[::-1]  # from strict to lenient
+    best: tuple[float, float, float] | None = None
+    for t in candidates:
+        pred = p >= t
+        sens = float((pred & y_true).sum() / max(y_true.sum(), 1))
+        spec = float((~pred & ~y_true).sum() / max((~y_true).sum(), 1))
+        if sens >= min_sensitivity and (best is None or spec > best[2]):
+            best = (float(t), sens, spec)
+            break  # thresholds are descending: the first that reaches the sensitivity has the best specificity
+    if best is None:
+        return float(candidates[-1]), 1.0, 0.0
+    return best
+
+
+def conformal_quantile(y_binary: np.ndarray, p_positive: np.ndarray, alpha: float = 0.05) -> float:
+    """Split-conformal quantile of the score s = 1 - p(true class) for 1 - alpha coverage."""
+    p_true = np.where(np.asarray(y_binary) == 1, p_positive, 1.0 - np.asarray(p_positive))
+    scores = np.sort(1.0 - p_true)
+    n = len(scores)
+    rank = math.ceil((n + 1) * (1.0 - alpha))
+    if rank > n:
+        return 1.0
+    return float(scores[rank - 1])
+
+
+def prediction_set(p_positive: float, quantile: float) -> tuple[bool, bool]:
+    """(normal in the set, pneumonia in the set) for one calibrated p_pneumonia."""
+    return (p_positive <= quantile, 1.0 - p_positive <= quantile)

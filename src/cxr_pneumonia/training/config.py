@@ -1,0 +1,65 @@
+"""A training run's whole configuration: recorded with the run so it can be reproduced."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data.dataset import AugmentConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "cxr-effnet-lite0"
+    version: str = "1.0.0"
+    backbone: str = "efficientnet-lite0"
+    pretrained: bool = True
+    image_size: int = 224
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 6e-4
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    dropout: float = 0.2
+    label_smoothing: float = 0.05
+    patience: int = 4  # epochs without a better validation AUROC before stopping
+    val_fraction: float = 0.15
+    seed: int = 20261122
+    threads: int = 0  # 0: all cores
+    class_weighting: bool = True
+    max_images: int = 0  # >0: use at most this many training images (smoke tests)
+    # calibration and package
+    min_sensitivity: float = 0.95
+    conformal_alpha: float = 0.05
+    ood_percentile: float = 99.5
+    ood_components: int = 128
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["augment"]["scale"] = list(self.augment.scale)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        values = dict(data)
+        if "augment" in values and isinstance(values["augment"], dict):
+            aug = dict(values["augment"])
+            if "scale" in aug:
+                aug["scale"] = tuple(aug["scale"])
+            values["augment"] = AugmentConfig(**aug)
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {})
+
+    def write_yaml(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

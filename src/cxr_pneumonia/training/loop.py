@@ -1,0 +1,206 @@
+"""The epoch loop: AdamW, warm-up + cosine schedule, class weights, early stopping, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..models.network import CXRNet
+from .calibration import p_pneumonia, probabilities
+from .config import TrainConfig
+from .metrics import auroc
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def class_weights(targets: list[int], num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights (mean 1) over the known classes."""
+    counts = np.bincount([t for t in targets if t >= 0], minlength=num_classes).astype(np.float64)
+    counts = np.maximum(counts, 1.0)
+    weights = counts.sum() / (num_classes * counts)
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def loss_fn(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None, smoothing: float
+) -> torch.Tensor:
+    """Cross-entropy over (normal, bacterial, viral); target -1 (pneumonia, subtype unknown) is
+    scored on the pneumonia marginal, log(p_bacterial + p_viral)."""
+    known = targets >= 0
+    parts = []
+    if known.any():
+        parts.append(
+            F.cross_entropy(
+                logits[known], targets[known], weight=weights, label_smoothing=smoothing, reduction="sum"
+            )
+        )
+    if (~known).any():
+        logp = F.log_softmax(logits[~known], dim=1)
+        parts.append(-torch.logsumexp(logp[:, 1:], dim=1).sum())
+    return torch.stack(parts).sum() / len(targets)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_auroc: float
+    val_subtype_auroc: float
+    lr: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    best_auroc: float = -1.0
+    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict_logits(model: CXRNet, loader: DataLoader[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits (N, 3), pooled features (N, C), targets (N,)) without augmentation."""
+    model.eval()
+    all_logits, all_pooled, all_targets = [], [], []
+    for images, targets in loader:
+        logits, features = model(images.contiguous(memory_format=torch.channels_last))
+        all_logits.append(logits.float().numpy())
+        all_pooled.append(features.mean(dim=(2, 3)).float().numpy())
+        all_targets.append(np.asarray(targets))
+    return np.concatenate(all_logits), np.concatenate(all_pooled), np.concatenate(all_targets)
+
+
+def validation_scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
+    """(mean NLL, pneumonia AUROC, bacterial-vs-viral AUROC among known subtypes)."""
+    probs = probabilities(logits)
+    y_pneumonia = (targets != 0).astype(int)
+    auc = auroc(y_pneumonia, p_pneumonia(probs))
+    known = targets > 0
+    sub = float("nan")
+    if known.any():
+        p_viral = probs[known, 2] / np.maximum(probs[known, 1] + probs[known, 2], 1e-12)
+        sub = auroc((targets[known] == 2).astype(int), p_viral)
+    logp = np.log(np.maximum(probs, 1e-12))
+    rows = np.arange(len(targets))
+    nll = np.where(
+        targets >= 0, -logp[rows, np.maximum(targets, 0)], -np.log(np.maximum(1 - probs[:, 0], 1e-12))
+    )
+    return float(nll.mean()), auc, sub
+
+
+def train_epochs(
+    model: CXRNet,
+    train_loader: DataLoader[Any],
+    val_loader: DataLoader[Any],
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+    state: TrainState,
+    optimizer: torch.optim.Optimizer,
+    weights: torch.Tensor | None,
+    on_epoch: Callable[[EpochRecord], None],
+    on_step: Callable[[int, int, float], None],
+) -> TrainState:
+    """Run epochs from ``state.epoch`` to ``cfg.epochs``; saves last.pt every epoch, best.pt on gain."""
+    import time
+
+    steps_per_epoch = len(train_loader)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup_steps = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if epoch - state.best_epoch > cfg.patience and state.best_epoch > 0:
+            log.info("early stop: no better validation AUROC for %d epochs", cfg.patience)
+            break
+        started = time.monotonic()
+        # Seed per epoch (augmentation and shuffling) so a resumed run repeats an uninterrupted one.
+        torch.manual_seed(cfg.seed + epoch)
+        generator = getattr(train_loader, "generator", None)
+        if generator is not None:
+            generator.manual_seed(cfg.seed + epoch)
+        model.train()
+        running, seen = 0.0, 0
+        lr = cfg.lr
+        for batch, (images, targets) in enumerate(train_loader):
+            lr = lr_at(state.step, total_steps, warmup_steps, cfg.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits, _ = model(images.contiguous(memory_format=torch.channels_last))
+            loss = loss_fn(logits, targets, weights, cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state.step += 1
+            running += loss.item() * len(targets)
+            seen += len(targets)
+            on_step(batch + 1, steps_per_epoch, running / seen)
+        logits, _, targets_np = predict_logits(model, val_loader)
+        val_loss, val_auc, val_sub = validation_scores(logits, targets_np)
+        record = EpochRecord(
+            epoch, running / max(seen, 1), val_loss, val_auc, val_sub, lr, time.monotonic() - started
+        )
+        state.epoch = epoch
+        state.history.append(record.as_dict())
+        # The first epoch always counts as best, so a package exists even when AUROC is undefined.
+        improved = state.best_epoch == 0 or (not math.isnan(val_auc) and val_auc > state.best_auroc)
+        if improved:
+            state.best_auroc, state.best_epoch = val_auc, epoch
+            torch.save({"model": model.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
+        save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state)
+        on_epoch(record)
+    return state
+
+
+def save_checkpoint(path: Path, model: CXRNet, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": state.__dict__,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        },
+        tmp,
+    )
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a half-written checkpoint
+
+
+def load_checkpoint(path: Path, model: CXRNet, optimizer: torch.optim.Optimizer) -> TrainState:
+    data = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(data["model"])
+    optimizer.load_state_dict(data["optimizer"])
+    torch.set_rng_state(data["rng"]["torch"])
+    np.random.set_state(data["rng"]["numpy"])
+    random.setstate(data["rng"]["python"])
+    return TrainState(**data["state"])

@@ -1,0 +1,77 @@
+"""Shared fixtures: where the real data lives, and the bundled model package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path | None:
+    """../shared/data beside the checkout, or CXR_SHARED_DATA; None when absent."""
+    candidates = [os.environ.get("CXR_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data not found: ../shared/data is absent and CXR_SHARED_DATA is unset")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kermany(shared_data: Path) -> Path:
+    path = shared_data / "kermany"
+    if not path.is_dir():
+        pytest.skip(f"Kermany data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dicom(shared_data: Path) -> Path:
+    path = shared_data / "dicom"
+    if not path.is_dir():
+        pytest.skip(f"DICOM samples not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pydicom_data_file():
+    """Look up a file of the PyPI package pydicom-data (a test dependency) by name."""
+    pytest.importorskip("data_store", reason="pydicom-data (module data_store) is not installed")
+    from pydicom.data import get_testdata_file
+
+    def find(name: str) -> Path:
+        path = get_testdata_file(name)
+        if path is None:
+            pytest.skip(f"{name} is not available from pydicom-data")
+        return Path(str(path))
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def bundled_model_path() -> Path:
+    """The bundled package (CXR_TEST_MODEL overrides it, e.g. to try a freshly trained one)."""
+    from cxr_pneumonia.config import default_model_path
+
+    override = os.environ.get("CXR_TEST_MODEL")
+    path = Path(override) if override else default_model_path()
+    if not (path / "model.json").is_file():
+        pytest.fail(f"the bundled model package is missing at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def predictor(bundled_model_path: Path):
+    from cxr_pneumonia.inference import Predictor
+
+    return Predictor.from_package(bundled_model_path)
