@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .errors import CXRError
+
+if TYPE_CHECKING:
+    from .inference import Predictor
 
 app = typer.Typer(help="CXR Pneumonia Detector: decision support, not a diagnosis.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: catalog and manifests.", no_args_is_help=True)
@@ -120,6 +123,104 @@ def train(
         raise _fail(exc) from None
     console.print(f"best epoch {result.best_epoch}, validation AUROC {result.val_auroc:.4f}")
     console.print(f"package: {result.package_dir}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="dataset folder or CSV (path,label[,subtype,patient_id,split])")],
+    model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
+    split: Annotated[str, typer.Option(help="split to evaluate: test, train, val or all")] = "test",
+    out: Annotated[Path | None, typer.Option(help="write report.json, report.md and plots here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    record: Annotated[
+        bool, typer.Option(help="record the metrics in the package's model.json and card")
+    ] = False,
+) -> None:
+    """Evaluate a model package on labelled data through ONNX Runtime (what is served)."""
+    import sys
+
+    from .training.evaluate import evaluate as run_evaluation
+    from .training.evaluate import record_in_package, write_outputs
+    from .training.report import markdown_report
+
+    try:
+        predictor = _open_predictor(model)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("evaluating", total=None)
+            report, items = run_evaluation(
+                predictor, data, split, progress=lambda i, n: progress.update(task, completed=i, total=n)
+            )
+    except CXRError as exc:
+        raise _fail(exc) from None
+    if out is not None:
+        write_outputs(report, items, out)
+    if record:
+        record_in_package(predictor.package.path, report, "cxr " + " ".join(sys.argv[1:]))
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in report.items() if k != "reliability"}, indent=2))
+    else:
+        console.print(markdown_report(report))
+
+
+@app.command()
+def predict(
+    paths: Annotated[
+        list[str], typer.Argument(help="files, directories (recursive) or globs; PNG/JPEG/DICOM")
+    ],
+    model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
+    heatmaps: Annotated[Path | None, typer.Option(help="write a heatmap overlay PNG per image here")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
+    batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+) -> None:
+    """Read chest radiographs. Exit code 0 when every input was read or refused, 1 when any failed."""
+    from .inference.inputs import expand_inputs
+    from .inference.output import PredictOutcome, render, write_heatmap
+
+    if output_format not in ("table", "json", "csv"):
+        raise typer.BadParameter("use table, json or csv", param_hint="--format")
+    files, problems = expand_inputs(paths)
+    for problem in problems:
+        err_console.print(f"[yellow]skipped[/yellow] {problem}")
+    if not files:
+        err_console.print("[red]error[/red] no input files")
+        raise typer.Exit(code=2)
+    try:
+        predictor = _open_predictor(model)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    outcomes: list[PredictOutcome] = []
+    with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
+        task = progress.add_task("reading", total=len(files))
+        results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
+        for path, result in zip(files, results, strict=True):
+            outcome = PredictOutcome.of(path, result)
+            if heatmaps is not None and outcome.prediction is not None:
+                write_heatmap(path, outcome.prediction, heatmaps)
+            outcomes.append(outcome)
+            progress.advance(task)
+    text = render(outcomes, output_format)
+    if output is not None:
+        output.write_text(text)
+    else:
+        typer.echo(text)
+    summary = PredictOutcome.summary(outcomes)
+    err_console.print(
+        f"{summary['total']} inputs: {summary['pneumonia']} pneumonia, {summary['normal']} normal, "
+        f"{summary['refer']} to refer, {summary['refused']} refused, {summary['failed']} failed"
+        + (f", {len(problems)} skipped" if problems else "")
+    )
+    raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+
+
+def _open_predictor(model: Path | None) -> Predictor:
+    from .config import get_settings
+    from .inference import Predictor
+
+    settings = get_settings()
+    return Predictor.from_package(
+        model or settings.model_path, threads=settings.intra_op_threads, min_side=settings.min_side
+    )
 
 
 # ---- command groups defined next to the code they drive (each module imports lazily) ----------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOutputs:
+    logits: np.ndarray  # (N, 3) raw
+    features: np.ndarray  # (N, C, h, w) last feature map
+    probs: np.ndarray  # (N, 3) calibrated (temperature-scaled) probabilities
+    ood: np.ndarray  # (N,) Mahalanobis distance to the training features
 
 
 @dataclasses.dataclass
@@ -169,23 +176,41 @@ class Predictor:
         tensor = to_model_input(xray, self.spec)
         return _Prepared(xray, tensor, findings, decode_ms, _ms(t1))
 
+    def run_model(self, batch: np.ndarray) -> ModelOutputs:
+        """The model and its package-fitted statistics on a preprocessed batch (N, C, H, W)."""
+        logits, features = self.session.run(["logits", "features"], {"image": batch})
+        pooled = features.mean(axis=(2, 3))
+        probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
+        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled))
+
+    def decide(self, p_pneumonia: float) -> tuple[str, tuple[str, ...], bool]:
+        """(label at the package threshold, conformal prediction set, refer flag) for one image.
+
+        The conformal score of a class is 1 - p(class); a class is in the set when its score is at most
+        the package's quantile. Refer when the set holds both classes (unsure) or neither (nothing fits).
+        """
+        cal = self.calibration
+        in_set = tuple(
+            name
+            for name, p_class in (("normal", 1.0 - p_pneumonia), ("pneumonia", p_pneumonia))
+            if 1.0 - p_class <= cal.conformal_quantile
+        )
+        label = "pneumonia" if p_pneumonia >= cal.threshold else "normal"
+        return label, in_set, len(in_set) != 1
+
     def _infer(self, prepared: list[_Prepared], *, heatmap: bool, started: list[float]) -> list[BatchResult]:
         t0 = time.perf_counter()
-        batch = np.stack([p.tensor for p in prepared])
-        logits, features = self.session.run(["logits", "features"], {"image": batch})
+        out = self.run_model(np.stack([p.tensor for p in prepared]))
         inference_ms = _ms(t0) / len(prepared)
-        pooled = features.mean(axis=(2, 3))
-        ood_scores = self.package.ood.distance(pooled)
-        probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
         cams = None
         t1 = time.perf_counter()
         if heatmap:
-            cams = grad_cam(features, self.head_weight, pneumonia_score_gradient(logits))
-        heatmap_total = _ms(t1)
+            cams = grad_cam(out.features, self.head_weight, pneumonia_score_gradient(out.logits))
+        heatmap_share = _ms(t1) / len(prepared)
         results: list[BatchResult] = []
         for i, item in enumerate(prepared):
             try:
-                check_distribution(float(ood_scores[i]), self.calibration.ood_threshold)
+                check_distribution(float(out.ood[i]), self.calibration.ood_threshold)
             except CXRError as exc:
                 results.append(exc)
                 continue
@@ -193,12 +218,8 @@ class Predictor:
             cam = (
                 normalise_and_resize(cams[i], (self.spec.size, self.spec.size)) if cams is not None else None
             )
-            heatmap_ms = heatmap_total / len(prepared) + _ms(t2)
-            results.append(
-                self._assemble(
-                    item, probs[i], float(ood_scores[i]), cam, inference_ms, heatmap_ms, started[i]
-                )
-            )
+            timings = (inference_ms, heatmap_share + _ms(t2), started[i])
+            results.append(self._assemble(item, out.probs[i], float(out.ood[i]), cam, timings))
         return results
 
     def _assemble(
@@ -207,27 +228,21 @@ class Predictor:
         probs: np.ndarray,
         ood_score: float,
         cam: np.ndarray | None,
-        inference_ms: float,
-        heatmap_ms: float,
-        started: float,
+        timings: tuple[float, float, float],
     ) -> Prediction:
-        cal = self.calibration
+        inference_ms, heatmap_ms, started = timings
         p_pneumonia = float(probs[1] + probs[2])
-        in_set = []
-        if p_pneumonia <= cal.conformal_quantile:  # score for "normal" is 1 - p_normal = p_pneumonia
-            in_set.append("normal")
-        if 1.0 - p_pneumonia <= cal.conformal_quantile:
-            in_set.append("pneumonia")
+        label, in_set, refer = self.decide(p_pneumonia)
         return Prediction(
-            label="pneumonia" if p_pneumonia >= cal.threshold else "normal",
+            label=label,
             p_pneumonia=p_pneumonia,
             p_bacterial=float(probs[1]),
             p_viral=float(probs[2]),
-            threshold=cal.threshold,
-            refer=len(in_set) != 1,  # both (unsure) or none (nothing fits at this coverage)
-            prediction_set=tuple(in_set),
+            threshold=self.calibration.threshold,
+            refer=refer,
+            prediction_set=in_set,
             ood_score=ood_score,
-            ood_threshold=cal.ood_threshold,
+            ood_threshold=self.calibration.ood_threshold,
             model=self.model_ref,
             input_sha256=item.xray.sha256,
             input_meta=item.xray.meta.to_dict(),
@@ -241,7 +256,3 @@ class Predictor:
                 total_ms=_ms(started),
             ),
         )
-
-
-def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,199 @@
+"""Evaluate a model package on a labelled dataset, through ONNX Runtime: exactly what is served.
+
+Every decodable image is scored (the report also says how many the quality gate would refuse, and
+the metrics on the accepted ones), so the numbers describe the model, not a filtered subset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.catalog import Manifest, ManifestRow, scan
+from ..errors import DataError, InputError, RejectedImage
+from ..imaging import load
+from ..imaging.preprocess import to_model_input
+from ..inference.predictor import Predictor
+from ..inference.quality import check_image
+from .calibration import expected_calibration_error, reliability_bins
+from .metrics import auroc, binary_report, brier, wilson_ci
+
+
+@dataclass
+class ScoredImage:
+    row: ManifestRow
+    probs: np.ndarray | None  # calibrated (normal, bacterial, viral); None when unreadable
+    ood: float
+    refusal: str | None  # the quality gate's reason, if it would refuse the image
+    error: str | None  # unreadable
+
+
+def score_rows(
+    predictor: Predictor,
+    manifest: Manifest,
+    rows: list[ManifestRow],
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> list[ScoredImage]:
+    scored: list[ScoredImage] = []
+    pending: list[tuple[ScoredImage, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        out = predictor.run_model(np.stack([tensor for _, tensor in pending]))
+        for i, (item, _) in enumerate(pending):
+            item.probs, item.ood = out.probs[i], float(out.ood[i])
+            if item.refusal is None and item.ood > predictor.calibration.ood_threshold:
+                item.refusal = "out_of_distribution"
+        pending.clear()
+
+    for index, row in enumerate(rows):
+        item = ScoredImage(row, None, float("nan"), None, None)
+        scored.append(item)
+        try:
+            xray = load(manifest.absolute(row), predictor.limits)
+        except InputError as exc:
+            item.error = exc.code
+        else:
+            try:
+                check_image(xray, predictor.min_side)
+            except RejectedImage as exc:
+                item.refusal = exc.reason
+            pending.append((item, to_model_input(xray, predictor.spec)))
+            if len(pending) >= batch_size:
+                flush()
+        if progress is not None:
+            progress(index + 1)
+    flush()
+    return scored
+
+
+def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any]:
+    """Binary pneumonia metrics at the package threshold, calibration, refer rate, coverage, subtype."""
+    items = [i for i in items if i.probs is not None]
+    if not items:
+        raise DataError("no image could be scored", code="data_empty")
+    probs = np.stack([i.probs for i in items if i.probs is not None])
+    y = np.array([1 if i.row.label == "pneumonia" else 0 for i in items])
+    p = probs[:, 1] + probs[:, 2]
+    decisions = [predictor.decide(float(v)) for v in p]
+    refer = np.array([d[2] for d in decisions])
+    covered = np.array(
+        [("pneumonia" if y_i else "normal") in d[1] for y_i, d in zip(y, decisions, strict=True)]
+    )
+    report: dict[str, Any] = {
+        "pneumonia": binary_report(y, p, predictor.calibration.threshold),
+        "ece": expected_calibration_error(y, p),
+        "brier": brier(y, p),
+        "refer_rate": float(refer.mean()),
+        "conformal_coverage": float(covered.mean()),
+        "conformal_coverage_ci95": list(wilson_ci(int(covered.sum()), len(covered))),
+        "reliability": reliability_bins(y, p),
+    }
+    if (~refer).any():
+        report["accuracy_when_not_referred"] = float(
+            ((p[~refer] >= predictor.calibration.threshold).astype(int) == y[~refer]).mean()
+        )
+    subtype_rows = [
+        (i, probs[k]) for k, i in enumerate(items) if i.row.label == "pneumonia" and i.row.subtype
+    ]
+    if subtype_rows:
+        y_viral = np.array([1 if i.row.subtype == "viral" else 0 for i, _ in subtype_rows])
+        p_viral = np.array([pr[2] / max(pr[1] + pr[2], 1e-12) for _, pr in subtype_rows])
+        report["subtype"] = {
+            "n": len(subtype_rows),
+            "auroc": auroc(y_viral, p_viral),
+            "accuracy": float(((p_viral > 0.5).astype(int) == y_viral).mean()),
+            "positive_class": "viral",
+        }
+    return report
+
+
+def evaluate(
+    predictor: Predictor,
+    data: Path,
+    split: str | None = "test",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, Any], list[ScoredImage]]:
+    manifest = scan(data, verify=False)
+    rows = manifest.rows if split in (None, "all") else manifest.select(split)
+    if not rows:
+        raise DataError(f"no images in split {split!r} of {data}", code="data_empty")
+    total = len(rows)
+    items = score_rows(
+        predictor, manifest, rows, progress=(lambda i: progress(i, total)) if progress else None
+    )
+    accepted = [i for i in items if i.probs is not None and i.refusal is None]
+    refusals: dict[str, int] = {}
+    for item in items:
+        if item.refusal:
+            refusals[item.refusal] = refusals.get(item.refusal, 0) + 1
+    report = {
+        "model": predictor.model_ref.model_id,
+        "model_sha256": predictor.model_ref.sha256,
+        "data": str(data),
+        "dataset_version": manifest.version_id,
+        "split": split,
+        "evaluated": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "images": total,
+        "unreadable": sum(1 for i in items if i.error),
+        "refused_by_gate": refusals,
+        "refusal_rate": sum(refusals.values()) / total,
+        **metrics_for(predictor, items),
+    }
+    if accepted and len(accepted) < len([i for i in items if i.probs is not None]):
+        report["accepted_only"] = {
+            k: v for k, v in metrics_for(predictor, accepted).items() if k in ("pneumonia", "subtype")
+        }
+    return report, items
+
+
+def write_outputs(report: dict[str, Any], items: list[ScoredImage], out_dir: Path) -> None:
+    """report.json, report.md, predictions.csv and ROC / reliability / confusion plots."""
+    from .report import markdown_report, plot_confusion, plot_reliability, plot_roc
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(markdown_report(report))
+    with (out_dir / "predictions.csv").open("w") as handle:
+        handle.write("path,label,subtype,p_normal,p_bacterial,p_viral,ood,refusal,error\n")
+        for i in items:
+            probs = ",".join(f"{v:.6f}" for v in i.probs) if i.probs is not None else ",,"
+            handle.write(
+                f"{i.row.path},{i.row.label},{i.row.subtype or ''},{probs},{i.ood:.3f},{i.refusal or ''},{i.error or ''}\n"
+            )
+    scored = [i for i in items if i.probs is not None]
+    y = np.array([1 if i.row.label == "pneumonia" else 0 for i in scored])
+    p = np.array([1.0 - i.probs[0] for i in scored if i.probs is not None])
+    plot_roc(y, p, report, out_dir / "roc.png")
+    plot_reliability(report["reliability"], out_dir / "reliability.png")
+    plot_confusion(report["pneumonia"]["confusion"], out_dir / "confusion.png")
+
+
+def record_in_package(package_dir: Path, report: dict[str, Any], command: str) -> None:
+    """Write test-split metrics into model.json and re-render the model card from it.
+
+    model.json holds the sha256 of the weights, not of itself, so the package stays verifiable.
+    """
+    from ..package import CARD_NAME, ModelPackage, write_manifest
+    from .card import render_card
+
+    package = ModelPackage.open(package_dir)
+    if report["model_sha256"] != package.manifest.onnx_sha256:
+        raise DataError("this report was made with another model", code="model_mismatch")
+    summary = {k: v for k, v in report.items() if k != "reliability"}
+    summary["command"] = command
+    metrics = dict(package.manifest.metrics)
+    metrics["test"] = summary
+    from dataclasses import replace
+
+    manifest = replace(package.manifest, metrics=metrics)
+    write_manifest(package_dir, manifest)
+    (package_dir / CARD_NAME).write_text(render_card(manifest))
