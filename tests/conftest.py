@@ -10,6 +10,22 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never write into the checkout's var/ (MLflow store, databases): a temp data dir instead."""
+    from cxr_pneumonia.config import get_settings
+
+    previous = os.environ.get("CXR_DATA_DIR")
+    os.environ["CXR_DATA_DIR"] = str(tmp_path_factory.mktemp("cxr-data"))
+    get_settings.cache_clear()
+    yield
+    if previous is None:
+        os.environ.pop("CXR_DATA_DIR", None)
+    else:
+        os.environ["CXR_DATA_DIR"] = previous
+    get_settings.cache_clear()
+
+
 def shared_data_dir() -> Path | None:
     """../shared/data beside the checkout, or CXR_SHARED_DATA; None when absent."""
     candidates = [os.environ.get("CXR_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data"]
