@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -24,7 +25,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: CXRError) -> typer.Exit:
-    err_console.print(f"[red]error[/red] [{exc.code}] {exc.detail}")
+    err_console.print(f"[red]error[/red] {escape(f'[{exc.code}]')} {escape(exc.detail)}")
     return typer.Exit(code=2)
 
 
@@ -225,6 +226,12 @@ def _open_predictor(model: Path | None) -> Predictor:
 
 # ---- command groups defined next to the code they drive (each module imports lazily) ----------
 # (one line each; keep heavy imports out of module level so `cxr predict` starts fast)
+from .service.commands import register as _register_service  # noqa: E402
+
+_register_service(app)  # serve, users, keys, audit, db
+from .dicom_node.commands import register as _register_dicom  # noqa: E402
+
+_register_dicom(app)  # dicom-node
 
 
 def main() -> None:

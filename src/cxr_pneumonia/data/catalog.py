@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,8 +77,12 @@ class Manifest:
             if len(group) > 1:
                 splits = sorted({r.split or "unsplit" for r in group})
                 duplicates.append(
-                    {"sha256": sha, "paths": [r.path for r in group], "splits": splits,
-                     "across_splits": len(splits) > 1}
+                    {
+                        "sha256": sha,
+                        "paths": [r.path for r in group],
+                        "splits": splits,
+                        "across_splits": len(splits) > 1,
+                    }
                 )
         patient_splits: dict[str, set[str]] = defaultdict(set)
         for row in self.rows:
@@ -108,8 +113,12 @@ def read_manifest_csv(path: Path, root: Path | None = None) -> Manifest:
         reader = csv.DictReader(handle)
         rows = [
             ManifestRow(
-                path=r["path"], sha256=r["sha256"], label=r["label"], subtype=r["subtype"] or None,
-                patient_id=r["patient_id"], split=r["split"] or None,
+                path=r["path"],
+                sha256=r["sha256"],
+                label=r["label"],
+                subtype=r["subtype"] or None,
+                patient_id=r["patient_id"],
+                split=r["split"] or None,
             )
             for r in reader
         ]
@@ -157,8 +166,13 @@ def _entries_from_folder(root: Path) -> list[_Entry]:
             if label is None:
                 continue
             entries.extend(
-                _Entry(path=f, label=label, subtype=normalize_subtype(class_dir.name)
-                       if label == "pneumonia" else None, patient_id=None, split=split)
+                _Entry(
+                    path=f,
+                    label=label,
+                    subtype=normalize_subtype(class_dir.name) if label == "pneumonia" else None,
+                    patient_id=None,
+                    split=split,
+                )
                 for f in _image_files(class_dir)
             )
     return entries
@@ -177,17 +191,29 @@ def _entries_from_csv(csv_path: Path) -> list[_Entry]:
             raise DataError(f"{csv_path} needs the columns path,label", code="bad_csv")
         entries = []
         for line_no, record in enumerate(reader, start=2):
-            label = normalize_label(record.get("label") or "")
+            where = f"{csv_path}:{line_no}"
+            raw_label = (record.get("label") or "").strip()
+            label = normalize_label(raw_label)
             if label is None:
-                raise DataError(f"{csv_path}:{line_no}: unknown label {record.get('label')!r}", code="bad_csv")
-            path = Path(record["path"])
+                raise DataError(f"{where}: unknown label {raw_label!r}", code="bad_csv")
+            raw_path = (record.get("path") or "").strip()
+            if not raw_path:
+                raise DataError(f"{where}: empty path", code="bad_csv")
+            raw_split = (record.get("split") or "").strip()
+            split = _canonical_split(raw_split) if raw_split else None
+            if split is not None and split not in SPLIT_NAMES:
+                raise DataError(f"{where}: unknown split {raw_split!r} (train, val or test)", code="bad_csv")
+            path = Path(raw_path)
             entries.append(
                 _Entry(
                     path=path if path.is_absolute() else csv_path.parent / path,
                     label=label,
-                    subtype=normalize_subtype(record.get("subtype")) if label == "pneumonia" else None,
+                    # A label of "viral"/"bacterial" says the subtype too when no column does.
+                    subtype=(normalize_subtype(record.get("subtype")) or normalize_subtype(raw_label))
+                    if label == "pneumonia"
+                    else None,
                     patient_id=(record.get("patient_id") or "").strip() or None,
-                    split=_canonical_split(record["split"]) if record.get("split") else None,
+                    split=split,
                 )
             )
     return entries
@@ -234,7 +260,12 @@ def _build(root: Path, entries: list[_Entry], *, verify: bool, progress: Progres
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix()
+    """The path as the dataset names it: symlinks are not followed, so a folder of links to files
+    elsewhere keeps its own layout (and its version id does not depend on where the targets live)."""
+    absolute, absolute_root = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if absolute.is_relative_to(absolute_root):
+        return absolute.relative_to(absolute_root).as_posix()
+    resolved = path.resolve()
+    if resolved.is_relative_to(root.resolve()):
+        return resolved.relative_to(root.resolve()).as_posix()
+    return absolute.as_posix()

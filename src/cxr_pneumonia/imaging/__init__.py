@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from .dicom import decode_dicom
 from .limits import Limits
+from .panics import is_native_panic
 from .raster import decode_raster, is_raster
 from .sniff import sniff_format
 from .xray import ImageMeta, XRay
@@ -30,6 +31,8 @@ def read_source(source: Source, limits: Limits) -> bytes:
         raise InputError(f"no such file: {path}", code="not_found") from exc
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", code="unreadable") from exc
+    except ValueError as exc:  # e.g. an embedded NUL byte: no file can have that name
+        raise InputError(f"not a valid file name: {str(path)!r}", code="not_found") from exc
     if path.is_dir():
         raise InputError(f"{path} is a directory, not an image", code="not_a_file")
     limits.check_bytes(size)
@@ -54,8 +57,12 @@ def load(source: Source, limits: Limits | None = None) -> XRay:
         raise
     except Exception as exc:  # a decoder bug must still reach the caller as a clean InputError
         raise InputError(f"the image could not be decoded: {exc!r}", code="corrupt_image") from exc
+    except BaseException as exc:  # a native decoder's panic is not an Exception (see panics.py)
+        if not is_native_panic(exc):
+            raise
+        raise InputError("the image could not be decoded (decoder panic)", code="corrupt_image") from exc
     if fmt == "unknown":
-        raise InputError(
-            "the file is not a PNG, JPEG, TIFF or DICOM image", code="unsupported_format"
-        )
-    raise InputError(f"{fmt.upper()} files are not supported; send PNG, JPEG or DICOM", code="unsupported_format")
+        raise InputError("the file is not a PNG, JPEG, TIFF or DICOM image", code="unsupported_format")
+    raise InputError(
+        f"{fmt.upper()} files are not supported; send PNG, JPEG or DICOM", code="unsupported_format"
+    )

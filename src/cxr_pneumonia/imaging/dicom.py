@@ -20,12 +20,13 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 
 from ..errors import InputError
 from .limits import Limits
+from .panics import is_native_panic
 from .xray import ImageMeta, XRay
 
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR"}
 # HIPAA Safe Harbor: ages over 89 are themselves identifying, so they are reported as 90.
-_MAX_REPORTED_AGE = 90.0
+MAX_REPORTED_AGE = 90.0
 
 
 def read_dataset(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
@@ -49,10 +50,8 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
     implicit, little = getattr(ds, "original_encoding", (None, None))
     if implicit is None or little is None:
         return
-    if implicit:
-        uid = ImplicitVRLittleEndian
-    else:
-        uid = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    explicit = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    uid = ImplicitVRLittleEndian if implicit else explicit
     if meta is None:
         ds.file_meta = meta = FileMetaDataset()
     meta.TransferSyntaxUID = uid
@@ -73,7 +72,9 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
             code="unsupported_photometric",
         )
     if photometric not in _MONOCHROME:
-        raise InputError(f"unknown photometric interpretation {photometric!r}", code="unsupported_photometric")
+        raise InputError(
+            f"unknown photometric interpretation {photometric!r}", code="unsupported_photometric"
+        )
     if frames > 1:
         raise InputError(
             f"multi-frame DICOM ({frames} frames) is not a single radiograph; send one frame per instance",
@@ -86,15 +87,15 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
         width=int(display.shape[1]),
         height=int(display.shape[0]),
         bit_depth=_int(ds, "BitsStored", default=_int(ds, "BitsAllocated", default=8)) or 8,
-        modality=_text(ds, "Modality"),
-        sop_class_uid=_text(ds, "SOPClassUID"),
-        body_part=_text(ds, "BodyPartExamined"),
-        view_position=_text(ds, "ViewPosition"),
+        modality=text_value(ds, "Modality"),
+        sop_class_uid=text_value(ds, "SOPClassUID"),
+        body_part=text_value(ds, "BodyPartExamined"),
+        view_position=text_value(ds, "ViewPosition"),
         photometric=photometric,
-        transfer_syntax=_transfer_syntax(ds),
-        pixel_spacing_mm=_spacing(ds),
-        patient_age_years=_age_years(ds),
-        patient_sex=_text(ds, "PatientSex"),
+        transfer_syntax=transfer_syntax_uid(ds),
+        pixel_spacing_mm=pixel_spacing_mm(ds),
+        patient_age_years=age_years(ds),
+        patient_sex=text_value(ds, "PatientSex"),
         frames=frames,
         notes=notes,
     )
@@ -108,13 +109,19 @@ def _decode_pixels(ds: Dataset) -> np.ndarray:
             arr = ds.pixel_array
     except NotImplementedError as exc:
         raise InputError(
-            f"the transfer syntax {_transfer_syntax(ds)} cannot be decoded here: {exc}",
+            f"the transfer syntax {transfer_syntax_uid(ds)} cannot be decoded here: {exc}",
             code="unsupported_transfer_syntax",
         ) from exc
     except MemoryError as exc:
         raise InputError("the DICOM image is too large to decode", code="too_large") from exc
     except Exception as exc:
         raise InputError(f"the DICOM pixel data could not be decoded: {exc!r}", code="corrupt_image") from exc
+    except BaseException as exc:
+        if not is_native_panic(exc):
+            raise
+        raise InputError(
+            "the DICOM pixel data could not be decoded (decoder panic)", code="corrupt_image"
+        ) from exc
     if arr.ndim != 2 or arr.size == 0:
         raise InputError(f"unexpected pixel array shape {arr.shape}", code="unsupported_image")
     return arr
@@ -128,7 +135,9 @@ def _display_pixels(stored: np.ndarray, ds: Dataset, photometric: str) -> tuple[
         try:
             values = apply_modality_lut(stored, ds)
         except Exception as exc:
-            raise InputError(f"the DICOM Modality LUT could not be applied: {exc!r}", code="corrupt_image") from exc
+            raise InputError(
+                f"the DICOM Modality LUT could not be applied: {exc!r}", code="corrupt_image"
+            ) from exc
         unit = _apply_voi(values, ds, notes)
     if photometric == "MONOCHROME1":
         unit = 1.0 - unit
@@ -153,12 +162,14 @@ def _apply_voi(values: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
 
 
 def _voi_lut_unit(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    # pydicom indexes the LUT with the values; rounding first avoids its float-input truncation.
-    if not np.issubdtype(values.dtype, np.integer):
-        values = np.rint(np.nan_to_num(values)).astype(np.int64)
-    out = np.asarray(apply_voi(values, ds, index=0), dtype=np.float64)
+    entries, first_mapped, bits = (int(v) for v in ds.VOILUTSequence[0].LUTDescriptor)
+    # pydicom indexes the LUT through a uint16 array: float input is truncated and values past 65535
+    # wrap round to small indices. Rounding and clamping to the LUT's input range first gives the
+    # standard's behaviour (below the first entry -> first, above the last -> last).
+    last_mapped = first_mapped + (entries or 65536) - 1
+    values = np.clip(np.rint(np.nan_to_num(np.asarray(values, dtype=np.float64))), first_mapped, last_mapped)
+    out = np.asarray(apply_voi(values.astype(np.int64), ds, index=0), dtype=np.float64)
     # PS3.3 C.11.2.1.1: a VOI LUT's output range is 0 .. 2**n - 1, n the third descriptor value.
-    bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
     return _scale(out, 0.0, float(2**bits - 1))
 
 
@@ -195,7 +206,7 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
         return default
 
 
-def _text(ds: Dataset, keyword: str) -> str | None:
+def text_value(ds: Dataset, keyword: str) -> str | None:
     try:
         value = ds.get(keyword)
     except Exception:
@@ -206,13 +217,13 @@ def _text(ds: Dataset, keyword: str) -> str | None:
     return text.upper() if text else None
 
 
-def _transfer_syntax(ds: Dataset) -> str | None:
+def transfer_syntax_uid(ds: Dataset) -> str | None:
     meta: Any = getattr(ds, "file_meta", None)
     uid = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     return str(uid) if uid else None
 
 
-def _spacing(ds: Dataset) -> tuple[float, float] | None:
+def pixel_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
     """Row and column spacing in mm; absent, zero, negative or non-finite values mean unknown."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         try:
@@ -227,11 +238,11 @@ def _spacing(ds: Dataset) -> tuple[float, float] | None:
     return None
 
 
-def _age_years(ds: Dataset) -> float | None:
+def age_years(ds: Dataset) -> float | None:
     """PatientAge is 'nnnD', 'nnnW', 'nnnM' or 'nnnY'."""
-    raw = _text(ds, "PatientAge")
+    raw = text_value(ds, "PatientAge")
     if not raw or len(raw) < 2 or not raw[:-1].isdigit():
         return None
     number, unit = int(raw[:-1]), raw[-1]
     scale = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}.get(unit)
-    return min(round(number * scale, 2), _MAX_REPORTED_AGE) if scale is not None else None
+    return min(round(number * scale, 2), MAX_REPORTED_AGE) if scale is not None else None

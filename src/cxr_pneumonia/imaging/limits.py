@@ -30,6 +30,4 @@ class Limits:
             raise InputError(f"the image has no pixels ({width}x{height})", code="corrupt_image")
         total = width * height * max(frames, 1)
         if total > self.max_pixels:
-            raise TooLarge(
-                f"the image has {width}x{height}x{frames} pixels; the limit is {self.max_pixels}"
-            )
+            raise TooLarge(f"the image has {width}x{height}x{frames} pixels; the limit is {self.max_pixels}")

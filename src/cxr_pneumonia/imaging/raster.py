@@ -25,12 +25,12 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
             image = Image.open(io.BytesIO(data))
             fmt = (image.format or "unknown").lower()
             width, height = image.size
-            frames = int(getattr(image, "n_frames", 1) or 1)
-            # Checked on the header alone, before any pixel is decoded.
+            # Checked on the header alone, before any pixel is decoded (or frames counted).
             limits.check_pixels(width, height)
+            frames = int(getattr(image, "n_frames", 1) or 1)
             image.load()
-            image, notes = _apply_orientation(image)
-            pixels, bit_depth = _to_grey_unit(image, fmt)
+            oriented, notes = _apply_orientation(image)
+            pixels, bit_depth = _to_grey_unit(oriented, fmt)
     except InputError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -1,0 +1,109 @@
+"""Patient-level, stratified validation splits on the real Kermany training set."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from cxr_pneumonia.data.catalog import Manifest, ManifestRow
+from cxr_pneumonia.data.splits import assert_patient_disjoint, counts, patient_split, stratum
+
+Split = tuple[list[ManifestRow], list[ManifestRow]]
+
+
+@pytest.fixture(scope="module")
+def train_rows(kermany_manifest: Manifest) -> list[ManifestRow]:
+    return kermany_manifest.select("train")
+
+
+@pytest.fixture(scope="module")
+def split_seed0(train_rows: list[ManifestRow]) -> Split:
+    return patient_split(train_rows, 0.15, seed=0)
+
+
+def test_no_patient_on_both_sides(split_seed0: Split) -> None:
+    train, val = split_seed0
+    assert not {r.patient_id for r in train} & {r.patient_id for r in val}
+    assert_patient_disjoint(train, val)
+
+
+def test_every_row_lands_on_exactly_one_side(train_rows: list[ManifestRow], split_seed0: Split) -> None:
+    train, val = split_seed0
+    assert sorted(r.path for r in train + val) == sorted(r.path for r in train_rows)
+
+
+def test_about_15_percent_in_val(train_rows: list[ManifestRow], split_seed0: Split) -> None:
+    assert 0.13 <= len(split_seed0[1]) / len(train_rows) <= 0.17
+
+
+def test_every_stratum_in_val_with_its_train_proportion(
+    train_rows: list[ManifestRow], split_seed0: Split
+) -> None:
+    overall = Counter(stratum(r) for r in train_rows)
+    val = Counter(stratum(r) for r in split_seed0[1])
+    assert set(val) == {"normal", "bacterial", "viral"}
+    for name, count in overall.items():
+        share_all, share_val = count / len(train_rows), val[name] / sum(val.values())
+        assert abs(share_val - share_all) < 0.03, (name, share_all, share_val)
+
+
+def test_deterministic_for_a_seed_and_different_for_another(
+    train_rows: list[ManifestRow], split_seed0: Split
+) -> None:
+    again = patient_split(train_rows, 0.15, seed=0)
+    assert [r.path for r in again[1]] == [r.path for r in split_seed0[1]]
+    other = patient_split(train_rows, 0.15, seed=1)
+    assert {r.path for r in other[1]} != {r.path for r in split_seed0[1]}
+    assert_patient_disjoint(*other)
+
+
+def test_a_fraction_that_is_not_one_over_n(train_rows: list[ManifestRow]) -> None:
+    """0.4 used to mean one fold of round(1/0.4) = 2, i.e. half the data."""
+    train, val = patient_split(train_rows, 0.4, seed=0)
+    assert 0.37 <= len(val) / len(train_rows) <= 0.43
+    assert_patient_disjoint(train, val)
+
+
+def test_counts(split_seed0: Split) -> None:
+    val = split_seed0[1]
+    c = counts(val)
+    assert c["images"] == len(val) == c["normal"] + c["bacterial"] + c["viral"]
+    assert c["patients"] == len({r.patient_id for r in val}) < c["images"]
+
+
+def _rows(patients: list[str], label: str = "normal") -> list[ManifestRow]:
+    return [ManifestRow(f"{i}.png", f"{i:064x}", label, None, p, "train") for i, p in enumerate(patients)]
+
+
+def test_small_and_invalid_inputs() -> None:
+    assert patient_split([], 0.15) == ([], [])
+    single = _rows(["a", "a", "a"])
+    assert patient_split(single, 0.15) == (single, [])
+    two = _rows(["a", "b", "a", "b"])
+    train, val = patient_split(two, 0.5, seed=0)
+    assert len({r.patient_id for r in val}) == 1 and len(train) == len(val) == 2
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError):
+            patient_split(two, bad)
+
+
+def test_assert_patient_disjoint_catches_a_leak() -> None:
+    rows = _rows(["a", "b", "c"])
+    with pytest.raises(AssertionError, match="patient a"):
+        assert_patient_disjoint(rows[:2], rows[:1])
+
+
+def test_identical_images_of_different_patients_stay_on_one_side() -> None:
+    rows = [
+        ManifestRow(f"{i}.png", f"{i:064x}", "normal" if i % 2 else "pneumonia", None if i % 2 else "viral",
+                    f"p{i}", "train")
+        for i in range(40)
+    ]  # fmt: skip
+    # p0's image is byte-identical to p3's (one scan filed twice under different ids).
+    rows[3] = ManifestRow("3.png", rows[0].sha256, "normal", None, "p3", "train")
+    for seed in range(30):
+        train, val = patient_split(rows, 0.3, seed=seed)
+        sides = {any(r.path == path for r in val) for path in ("0.png", "3.png")}
+        assert len(sides) == 1, f"seed {seed} put one copy in train and one in val"
+        assert_patient_disjoint(train, val)
