@@ -30,6 +30,7 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
             frames = int(getattr(image, "n_frames", 1) or 1)
             image.load()
             oriented, notes = _apply_orientation(image)
+            colourfulness = _colourfulness(oriented)
             pixels, bit_depth = _to_grey_unit(oriented, fmt)
     except InputError:
         raise
@@ -47,9 +48,27 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
         height=pixels.shape[0],
         bit_depth=bit_depth,
         frames=frames,
+        colourfulness=colourfulness,
         notes=notes,
     )
     return XRay(pixels=pixels, meta=meta, sha256=sha256)
+
+
+def _colourfulness(image: Image.Image) -> float | None:
+    """Hasler & Süsstrunk (2003) colourfulness on a small copy; None for grey modes.
+
+    About 0 for a grey image stored as RGB (Kermany's JPEGs), over 20 for ordinary photos.
+    """
+    if image.mode not in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        return None
+    small = image.convert("RGB")
+    small.thumbnail((256, 256))
+    rgb = np.asarray(small, dtype=np.float32)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    spread = float(np.hypot(rg.std(), yb.std()))
+    centre = float(np.hypot(rg.mean(), yb.mean()))
+    return round(spread + 0.3 * centre, 3)
 
 
 def _apply_orientation(image: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:

@@ -27,6 +27,9 @@ class ImageMeta:
     patient_age_years: float | None = None
     patient_sex: str | None = None
     frames: int = 1
+    # Hasler-Süsstrunk colourfulness of a colour source (None for grey sources): radiographs are grey,
+    # so a colourful input is a photo or a screenshot, whatever the model would say about it.
+    colourfulness: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,6 +28,9 @@ CHEST_BODY_PARTS = {
 LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
 FRONTAL_VIEWS = {"PA", "AP", "APS", "PAS", ""}
 MIN_CONTRAST_STD = 0.02
+# Hasler-Süsstrunk colourfulness above which an input is a colour photo or screenshot, not a radiograph
+# ("not colourful" is below ~15 on their scale; grey JPEGs with chroma noise stay under 2).
+MAX_COLOURFULNESS = 15.0
 
 
 def check_image(xray: XRay, min_side: int) -> tuple[Finding, ...]:
@@ -58,6 +61,11 @@ def check_image(xray: XRay, min_side: int) -> tuple[Finding, ...]:
             )
         if view and view not in FRONTAL_VIEWS:
             findings.append(Finding("unusual_view", f"view position {view} is not PA or AP"))
+    if meta.colourfulness is not None and meta.colourfulness > MAX_COLOURFULNESS:
+        raise RejectedImage(
+            f"the image is in colour (colourfulness {meta.colourfulness:.0f}); radiographs are grey",
+            "colour_image",
+        )
     height, width = xray.shape
     if min(height, width) < min_side:
         raise RejectedImage(
