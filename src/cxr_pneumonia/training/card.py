@@ -136,6 +136,7 @@ def render_card(manifest: PackageManifest) -> str:
         f"cxr train --data {training.get('data_source', '../shared/data/kermany')} --config <this config> --out runs/<name>",
         "```",
         "",
+        *([str(training["notes"]), ""] if training.get("notes") else []),
         f"Best epoch {training.get('best_epoch', '?')} of {cfg.get('epochs', '?')}; ONNX parity with PyTorch: max "
         f"|logit diff| {training.get('onnx_parity_max_abs_diff', float('nan')):.1e}. Training config:",
         "",
