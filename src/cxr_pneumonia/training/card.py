@@ -89,8 +89,8 @@ def render_card(manifest: PackageManifest) -> str:
         "",
         "## Results",
         "",
-        f"Validation (patient-level hold-out of train): AUROC {_num(val.get('val_auroc'))}, "
-        f"bacterial vs viral AUROC {_num(val.get('val_subtype_auroc'))}.",
+        f"Validation (patient-level hold-out of train): AUROC {_num(val.get('val_auroc'), 4)}, "
+        f"bacterial vs viral AUROC {_num(val.get('val_subtype_auroc'), 4)}.",
         "",
     ]
     if test:
@@ -121,6 +121,7 @@ def render_card(manifest: PackageManifest) -> str:
     lines += [
         "## Limitations",
         "",
+        *_shift_warnings(manifest),
         "- One hospital, one age band, low-resolution (224x224) squashed images: performance on adults, other",
         "  hospitals, other devices and other image sizes is unknown and likely lower.",
         "- Bacterial vs viral labels come from the dataset's clinical labels; the distinction on a radiograph",
@@ -146,3 +147,27 @@ def render_card(manifest: PackageManifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _shift_warnings(manifest: PackageManifest) -> list[str]:
+    """Say so where the test split fell short of what validation promised (distribution shift)."""
+    test = manifest.metrics.get("test")
+    val = manifest.metrics.get("validation", {})
+    if not test:
+        return []
+    out = []
+    promised = 1.0 - manifest.calibration.conformal_alpha
+    coverage = test.get("conformal_coverage")
+    if coverage is not None and coverage < promised - 0.02:
+        out.append(
+            f"- The refer flag promised {promised:.0%} coverage (fitted on validation) but covered {coverage:.1%} of"
+            " the test split: the official test images were collected apart from the training images, and on such"
+            " data the model is over-confident and refers too few cases."
+        )
+    spec_val, spec_test = val.get("val_specificity_at_threshold"), test["pneumonia"].get("specificity")
+    if spec_val is not None and spec_test is not None and spec_test < spec_val - 0.05:
+        out.append(
+            f"- Specificity fell from {spec_val:.1%} on validation to {spec_test:.1%} on test at the same threshold:"
+            " expect more false alarms on normal radiographs than validation suggests."
+        )
+    return out
