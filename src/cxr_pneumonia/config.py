@@ -47,12 +47,34 @@ class Settings(BaseSettings):
     batch_max_files: int = 32
     result_cache_size: int = 512
     log_level: str = "INFO"
+    # REST service (service/): request caps, per-address limit, shared-store namespace, web page folder.
+    batch_max_bytes: int = 256 * 1024 * 1024  # whole POST /predict/batch body, multipart overhead included
+    rate_limit_client: str = "600/minute"  # per client address, over all credentials it presents
+    redis_prefix: str = "cxr"  # namespace of rate-limit and result-cache keys in a shared Redis
+    web_dir: Path = Field(default_factory=lambda: PACKAGE_ROOT / "web" / "static")
+    inference_concurrency: int = 0  # inferences running at once per process; 0: one per CPU core
+    # Set by `cxr serve --workers N` (N > 1) for prometheus-client's multiprocess mode; not CXR_-prefixed.
+    prometheus_multiproc_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
 
     # Inference
     intra_op_threads: int = 0  # 0: ONNX Runtime chooses (one per core)
 
     # Training / registry
     mlflow_tracking_uri: str | None = None
+
+    # DICOM node (`cxr dicom-node`): CLI options override these.
+    dicom_ae_title: str = "CXR_AI"
+    dicom_bind: str = "0.0.0.0"  # a PACS on another host must reach it; restrict by calling AE below
+    dicom_port: int = 11112
+    dicom_accept_aes: str = ""  # comma-separated calling AE titles allowed to associate; empty: any
+    dicom_destination: str | None = None  # AE@HOST:PORT that receives the SR and Secondary Capture
+    dicom_spool_dir: Path | None = None  # received-instance queue and result outbox; default data_dir/dicom
+    dicom_retry_initial_seconds: float = 5.0  # first back-off after a failed send, doubled each time
+    dicom_retry_max_seconds: float = 300.0
+    dicom_retry_max_attempts: int = 0  # 0: retry forever; otherwise park the result in outbox/failed
+    dicom_timeout_seconds: float = 30.0  # association and DIMSE timeouts towards the destination
+    dicom_keep_received: bool = False  # keep received instances (spool/kept) after processing
+    dicom_refusal_sr: bool = False  # send an SR saying why an instance was not analysed
 
     @property
     def resolved_database_url(self) -> str:

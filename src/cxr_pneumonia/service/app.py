@@ -1,0 +1,91 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .. import DISCLAIMER, __version__
+from ..config import Settings
+from ..inference import Predictor
+from . import errors, metrics
+from .deps import API_PREFIX
+from .middleware import BodyLimitMiddleware, RequestContextMiddleware
+from .ratelimit import RateLimiter
+from .routes import api_router, root_router
+from .security.tokens import TokenIssuer, signing_key
+from .state import ServiceState, load_predictor
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and part headers around one file
+JSON_BODY_BYTES = 1024 * 1024
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    return {
+        f"{API_PREFIX}/predict": settings.max_bytes + FORM_OVERHEAD_BYTES,
+        f"{API_PREFIX}/predict/batch": settings.batch_max_bytes,
+    }
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """Open the store (running migrations), load and verify the model, and build the app.
+
+    A model that cannot be loaded does not stop the app: it starts, /health/ready reports why, and the
+    routes that need the model answer 503 (never a silent fallback).
+    """
+    settings = settings or Settings()
+    store = Store.from_settings(settings)
+    model_error = None
+    if predictor is None:
+        predictor, model_error = load_predictor(settings)
+    if predictor is not None:
+        metrics.set_model(predictor.model_ref)
+    state = ServiceState(
+        settings=settings,
+        store=store,
+        limiter=RateLimiter(settings),
+        tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
+        predictor=predictor,
+        model_error=model_error,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="CXR Pneumonia Detector",
+        version=__version__,
+        description=f"Pneumonia on chest radiographs, with heatmaps, calibrated confidence and referral. {DISCLAIMER}",
+        lifespan=lifespan,
+    )
+    app.state.cxr = state
+    errors.install(app)
+    limits = body_limits(settings)
+    app.add_middleware(BodyLimitMiddleware, limit_for=lambda path: limits.get(path, JSON_BODY_BYTES))
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost, so every response gets its id
+    app.include_router(api_router)
+    app.include_router(root_router)
+    _mount_web(app, settings)
+    return app
+
+
+def _mount_web(app: FastAPI, settings: Settings) -> None:
+    """The web page (static files, no CDN) at /, when it has been built into the package."""
+    if (settings.web_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
+    else:
+        log.info("no web page at %s; serving the API only", settings.web_dir)
+
+
+def create_app_from_env() -> FastAPI:
+    """Import-string factory for ``uvicorn --factory`` (several workers each build their own app)."""
+    return create_app(Settings())

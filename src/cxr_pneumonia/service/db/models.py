@@ -1,0 +1,132 @@
+"""Tables. Changing one means a new Alembic revision in service/migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Double, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, UTCDateTime, utcnow
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApiKey(Base):
+    """An integration credential. Only the sha256 of its secret is kept (the secret is 256 random bits,
+    so a fast hash is enough and keeps per-request checks cheap, unlike a password hash)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class PredictionRecord(Base):
+    """One accepted prediction, written once and never updated."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    caller: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(16), index=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    preprocess_version: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(16), index=True)
+    p_pneumonia: Mapped[float] = mapped_column(Double)
+    p_bacterial: Mapped[float] = mapped_column(Double)
+    p_viral: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
+    refer: Mapped[bool] = mapped_column(Boolean, index=True)
+    prediction_set: Mapped[list[str]] = mapped_column(JSON)
+    ood_score: Mapped[float] = mapped_column(Double)
+    ood_threshold: Mapped[float] = mapped_column(Double)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    input_meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cached: Mapped[bool] = mapped_column(Boolean)
+    heatmap_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # 8-bit grey, model size
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+
+    reviews: Mapped[list[Review]] = relationship(
+        back_populates="prediction", order_by="Review.id", lazy="selectin"
+    )
+
+    __table_args__ = (Index("ix_predictions_model", "model_name", "model_version"),)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.model_name}:{self.model_version}"
+
+
+class Review(Base):
+    """A clinician's confirmed label for a prediction. Several may exist; none is overwritten."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(16))
+    subtype: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    prediction: Mapped[PredictionRecord] = relationship(back_populates="reviews")
+
+
+class AuditEvent(Base):
+    """A link of the audit chain: ``hash`` covers this event's fields and ``prev_hash``."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class StoredImage(Base):
+    """A radiograph kept only with CXR_STORE_IMAGES: a lossless PNG of the decoded pixels (so no DICOM
+    header, hence no patient identifier, is kept), AES-GCM encrypted, keyed by the input's sha256."""
+
+    __tablename__ = "images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

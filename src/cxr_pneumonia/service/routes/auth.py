@@ -1,0 +1,91 @@
+"""Login (OAuth2 password flow -> short-lived JWT), who am I, change my password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+
+from .. import accounts
+from .. import audit as audit_chain
+from ..deps import ContextDep, CurrentPrincipal, StateDep, only_form_fields
+from ..exceptions import AccountError, Unauthorized
+from ..schemas.accounts import MeOut, PasswordChangeIn, TokenOut
+from ..schemas.common import AUTH, responses
+from ..security import passwords
+from ..security.roles import ROLE_PERMISSIONS
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+_OAUTH_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret")
+
+
+@router.post("/token", response_model=TokenOut, responses=responses(400, 401, 422, 429))
+def login(
+    ctx: ContextDep,
+    state: StateDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    _fields: Annotated[None, Depends(only_form_fields(*_OAUTH_FIELDS))],
+) -> TokenOut:
+    # Every attempt counts against the address's anonymous limit: it is what slows password guessing.
+    state.limiter.hit(state.limiter.anonymous, "anonymous", ctx.client_key)
+    with state.store.reading() as session:  # argon2 runs here, outside any write lock
+        user = accounts.check_login(session, form.username, form.password)
+        known = user is not None or accounts.user_exists(session, form.username)
+    if user is not None and passwords.needs_rehash(user.password_hash):
+        with state.store.transaction() as session:  # hashing parameters changed since it was set
+            accounts.set_password(session, user.id, form.password)
+    state.store.audit(
+        "login",
+        actor=f"user:{form.username}" if known else "anonymous",
+        outcome="ok" if user else "denied",
+        client=ctx.client,
+        request_id=ctx.request_id,
+        detail={} if user else {"reason": "wrong password or disabled" if known else "unknown user"},
+    )
+    if user is None:
+        raise Unauthorized("wrong username or password, or the account is disabled")
+    token = state.tokens.issue(user.id, user.username)
+    return TokenOut(access_token=token, expires_in=int(state.tokens.lifetime.total_seconds()))
+
+
+@router.get("/me", response_model=MeOut, responses=responses(*AUTH))
+def me(principal: CurrentPrincipal) -> MeOut:
+    permissions = sorted(p.value for p in ROLE_PERMISSIONS[principal.role])
+    return MeOut(
+        kind=principal.kind,
+        id=principal.id,
+        name=principal.name,
+        role=principal.role.value,
+        permissions=permissions,
+    )
+
+
+@router.post("/password", status_code=204, responses=responses(400, *AUTH))
+def change_password(
+    principal: CurrentPrincipal, ctx: ContextDep, state: StateDep, body: PasswordChangeIn
+) -> None:
+    if principal.kind != "user":
+        raise AccountError("API keys have no password; revoke the key and create another")
+    with state.store.reading() as session:
+        user = accounts.check_login(session, principal.name, body.current_password)
+    if user is not None:
+        with state.store.transaction() as session:
+            accounts.set_password(session, user.id, body.new_password)
+            audit_chain.append(
+                session,
+                action="change_password",
+                actor=principal.actor,
+                outcome="ok",
+                client=ctx.client,
+                request_id=ctx.request_id,
+            )
+        return
+    state.store.audit(
+        "change_password",
+        actor=principal.actor,
+        outcome="denied",
+        client=ctx.client,
+        request_id=ctx.request_id,
+    )
+    raise AccountError("the current password is wrong", code="wrong_password")

@@ -1,0 +1,158 @@
+"""POST /predict and /predict/batch: read the upload, predict, commit the record, answer."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+
+from ...errors import CXRError, ModelError, TooLarge
+from ...imaging import load
+from ...imaging.limits import Limits
+from ...inference.prediction import Prediction
+from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep, only_form_fields
+from ..images import preview_data_url
+from ..schemas.common import AUTH, ErrorBody, responses
+from ..schemas.predictions import BatchItem, BatchOut, PredictionOut
+from ..security.principal import Principal
+from ..state import ServiceState
+from ..uploads import read_capped
+from ..views import prediction_out
+
+router = APIRouter(tags=["predict"])
+
+Source = Annotated[
+    Literal["api", "web"], Query(description="which door the caller is: a script or the web page")
+]
+
+
+class TooManyFiles(TooLarge):
+    code = "too_many_files"
+
+
+def _refused(
+    state: ServiceState,
+    ctx: RequestContext,
+    principal: Principal,
+    exc: CXRError,
+    source: str,
+    data: bytes | None,
+    in_batch: bool = False,
+) -> None:
+    """A refused or failed input leaves an audit event, never a prediction record."""
+    state.store.audit(
+        "predict",
+        actor=principal.actor,
+        outcome="failed" if isinstance(exc, ModelError) else "refused",
+        client=ctx.client,
+        request_id=ctx.request_id,
+        detail={
+            "error": exc.code,
+            "reason": getattr(exc, "reason", exc.code),
+            "source": source,
+            "input_sha256": hashlib.sha256(data).hexdigest() if data else None,
+            "bytes": len(data) if data else 0,
+            "batch_item": in_batch,
+        },
+    )
+
+
+def _commit(
+    state: ServiceState,
+    ctx: RequestContext,
+    principal: Principal,
+    prediction: Prediction,
+    source: str,
+    data: bytes,
+    preview: bool = False,
+) -> PredictionOut:
+    row = state.store.commit_prediction(
+        prediction,
+        source=source,
+        caller=principal.actor,
+        client=ctx.client,
+        request_id=ctx.request_id,
+        image=data,
+    )
+    out = prediction_out(row)
+    if preview:
+        settings = state.settings
+        out.preview = preview_data_url(load(data, Limits(settings.max_bytes, settings.max_pixels)))
+    return out
+
+
+@router.post(
+    "/predict",
+    response_model=PredictionOut,
+    responses=responses(400, 413, 503, *AUTH),
+    summary="Read one radiograph (PNG, JPEG or DICOM)",
+)
+def predict(
+    principal: CanPredict,
+    _fields: Annotated[None, Depends(only_form_fields("file"))],
+    ctx: ContextDep,
+    state: StateDep,
+    predictor: PredictorDep,
+    file: Annotated[UploadFile, File(description="the radiograph: PNG, JPEG or DICOM")],
+    source: Source = "api",
+    preview: Annotated[bool, Query(description="add the radiograph as a PNG data URL (<= 512 px)")] = False,
+) -> PredictionOut:
+    data: bytes | None = None
+    try:
+        data = read_capped(file, state.settings.max_bytes)
+        with state.inference_slot():
+            prediction = predictor.predict(data)
+    except CXRError as exc:
+        _refused(state, ctx, principal, exc, source, data)
+        raise
+    return _commit(state, ctx, principal, prediction, source, data, preview)
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchOut,
+    responses=responses(400, 413, 503, *AUTH),
+    summary="Read several radiographs; each gets a prediction or an error",
+)
+def predict_batch(
+    principal: CanPredict,
+    _fields: Annotated[None, Depends(only_form_fields("files"))],
+    ctx: ContextDep,
+    state: StateDep,
+    predictor: PredictorDep,
+    files: Annotated[list[UploadFile], File(description="the radiographs (at most CXR_BATCH_MAX_FILES)")],
+    source: Source = "api",
+) -> BatchOut:
+    settings = state.settings
+    if len(files) > settings.batch_max_files:
+        raise TooManyFiles(f"{len(files)} files sent; at most {settings.batch_max_files} per batch")
+    read: list[bytes | CXRError] = []
+    for upload in files:
+        try:
+            read.append(read_capped(upload, settings.max_bytes))
+        except CXRError as exc:
+            read.append(exc)
+    readable = [item for item in read if isinstance(item, bytes)]
+    with state.inference_slot():
+        predicted = iter(predictor.predict_batch(readable))
+    results: list[BatchItem] = []
+    for index, (upload, item) in enumerate(zip(files, read, strict=True)):
+        outcome = next(predicted) if isinstance(item, bytes) else item
+        data = item if isinstance(item, bytes) else None
+        filename = (upload.filename or "")[:255] or None  # echoed to the caller only, never stored or logged
+        if isinstance(outcome, Prediction) and data is not None:
+            out = _commit(state, ctx, principal, outcome, source, data)
+            results.append(BatchItem(index=index, filename=filename, ok=True, prediction=out))
+        else:
+            assert isinstance(outcome, CXRError)
+            _refused(state, ctx, principal, outcome, source, data, in_batch=True)
+            error = ErrorBody(
+                error=outcome.code,
+                detail=outcome.detail,
+                request_id=ctx.request_id,
+                reason=getattr(outcome, "reason", None),
+            )
+            results.append(BatchItem(index=index, filename=filename, ok=False, error=error))
+    accepted = sum(r.ok for r in results)
+    return BatchOut(results=results, accepted=accepted, refused=len(results) - accepted)

@@ -1,0 +1,195 @@
+"""The prediction history: list, read, images, reviews. Every read is an audit event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+
+from ...imaging import load
+from ...imaging.limits import Limits
+from ...imaging.xray import XRay
+from ...inference.heatmap import heatmap_png, overlay_png
+from .. import audit as audit_chain
+from ..db.models import PredictionRecord
+from ..deps import CanReadHistory, CanReview, ContextDep, SessionDep, StateDep, audit_read
+from ..exceptions import NotFound
+from ..images import display_png
+from ..params import Moment, PredictionId
+from ..records import PredictionFilter, add_review, get_prediction, heatmap_from_png, list_predictions
+from ..schemas.common import AUTH, responses
+from ..schemas.predictions import PredictionOut, PredictionPage, ReviewIn, ReviewOut
+from ..state import ServiceState
+from ..views import prediction_out, review_out
+
+router = APIRouter(tags=["predictions"])
+
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
+
+
+def _load_row(session: Session, prediction_id: str) -> PredictionRecord:
+    row = get_prediction(session, prediction_id)
+    if row is None:
+        raise NotFound(f"no prediction {prediction_id}")
+    return row
+
+
+@router.get("/predictions", response_model=PredictionPage, responses=responses(*AUTH))
+def list_history(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    label: Literal["normal", "pneumonia"] | None = None,
+    refer: bool | None = None,
+    source: Literal["api", "web", "dicom", "cli"] | None = None,
+    since: Annotated[
+        Moment | None, Query(description="created at or after (ISO 8601; UTC if no offset)")
+    ] = None,
+    until: Annotated[Moment | None, Query(description="created before")] = None,
+    model: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_.:+-]{1,160}$", description="model name, name:version, or a sha256 prefix"
+        ),
+    ] = None,
+    reviewed: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> PredictionPage:
+    where = PredictionFilter(
+        label=label, refer=refer, source=source, since=since, until=until, model=model, reviewed=reviewed
+    )
+    rows, total = list_predictions(session, where, limit=limit, offset=offset)
+    items = [prediction_out(row) for row in rows]
+    filters = {
+        k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(where).items() if v is not None
+    }
+    audit_read(
+        session,
+        state,
+        ctx,
+        principal,
+        "read_predictions",
+        {"filters": filters, "limit": limit, "offset": offset, "returned": len(items)},
+    )
+    return PredictionPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/predictions/{prediction_id}", response_model=PredictionOut, responses=responses(404, *AUTH))
+def read_prediction(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> PredictionOut:
+    out = prediction_out(_load_row(session, prediction_id))
+    audit_read(session, state, ctx, principal, "read_prediction", {"prediction_id": prediction_id})
+    return out
+
+
+@router.get(
+    "/predictions/{prediction_id}/heatmap.png",
+    response_class=Response,
+    responses={**PNG, **responses(404, *AUTH)},
+)
+def read_heatmap(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    row = _load_row(session, prediction_id)
+    if row.heatmap_png is None:
+        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    body = heatmap_png(heatmap_from_png(row.heatmap_png))
+    audit_read(session, state, ctx, principal, "read_heatmap", {"prediction_id": prediction_id})
+    return Response(body, media_type="image/png")
+
+
+def _stored_xray(state: ServiceState, session: Session, row: PredictionRecord) -> XRay:
+    if row.image_sha256 is None:
+        raise NotFound(
+            "the image of this prediction was not kept (images are kept only with CXR_STORE_IMAGES)",
+            code="not_stored",
+        )
+    png = state.store.read_image(session, row.image_sha256)
+    if png is None:
+        raise NotFound("the stored image is missing", code="not_stored")
+    return load(png, Limits(max_bytes=len(png) + 1, max_pixels=state.settings.max_pixels))
+
+
+@router.get(
+    "/predictions/{prediction_id}/image.png",
+    response_class=Response,
+    responses={**PNG, **responses(404, *AUTH)},
+)
+def read_image(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    body = display_png(_stored_xray(state, session, _load_row(session, prediction_id)))
+    audit_read(session, state, ctx, principal, "read_image", {"prediction_id": prediction_id})
+    return Response(body, media_type="image/png")
+
+
+@router.get(
+    "/predictions/{prediction_id}/overlay.png",
+    response_class=Response,
+    responses={**PNG, **responses(404, *AUTH)},
+)
+def read_overlay(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    row = _load_row(session, prediction_id)
+    xray = _stored_xray(state, session, row)
+    if row.heatmap_png is None:
+        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    body = overlay_png(xray, heatmap_from_png(row.heatmap_png))
+    audit_read(
+        session, state, ctx, principal, "read_image", {"prediction_id": prediction_id, "overlay": True}
+    )
+    return Response(body, media_type="image/png")
+
+
+@router.post(
+    "/predictions/{prediction_id}/review",
+    response_model=ReviewOut,
+    status_code=201,
+    responses=responses(400, 404, *AUTH),
+)
+def review(
+    principal: CanReview, ctx: ContextDep, state: StateDep, prediction_id: PredictionId, body: ReviewIn
+) -> ReviewOut:
+    """Record the clinician's confirmed label (kept alongside, never replacing, the prediction)."""
+    with state.store.transaction() as session:  # the review and its audit event commit together
+        row = _load_row(session, prediction_id)
+        created = add_review(session, row, reviewer=principal.actor, label=body.label, subtype=body.subtype)
+        out = review_out(created, row.label)
+        audit_chain.append(
+            session,
+            action="review",
+            actor=principal.actor,
+            outcome="ok",
+            client=ctx.client,
+            request_id=ctx.request_id,
+            detail={
+                "prediction_id": prediction_id,
+                "review_id": created.id,
+                "label": body.label,
+                "subtype": body.subtype,
+                "agrees": out.agrees,
+            },
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Credentials and roles: argon2 passwords, short-lived JWTs, hashed API keys, role permissions."""

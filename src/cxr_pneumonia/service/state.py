@@ -1,0 +1,64 @@
+"""What one running app holds: settings, store, predictor (or why it has none), limiter, token issuer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from ..errors import CXRError, ModelError
+from ..imaging.limits import Limits
+from ..inference import Predictor
+from .cache import build_cache
+from .ratelimit import RateLimiter
+from .security.tokens import TokenIssuer
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    store: Store
+    limiter: RateLimiter
+    tokens: TokenIssuer
+    predictor: Predictor | None
+    model_error: str | None = None
+    slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        limit = self.settings.inference_concurrency or os.cpu_count() or 1
+        self.slots = threading.BoundedSemaphore(max(1, limit))
+
+    def require_predictor(self) -> Predictor:
+        if self.predictor is None:
+            raise ModelError(f"no model is being served: {self.model_error}")
+        return self.predictor
+
+    @contextmanager
+    def inference_slot(self) -> Iterator[None]:
+        """Inference is CPU-bound: more runs at once than cores only adds switching and tail latency,
+        so requests beyond the limit wait here (in their worker thread) for a free slot."""
+        with self.slots:
+            yield
+
+
+def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
+    """The verified predictor, or None and the reason (the service then runs, reporting not ready)."""
+    try:
+        predictor = Predictor.from_package(
+            settings.model_path,
+            threads=settings.intra_op_threads,
+            min_side=settings.min_side,
+            limits=Limits(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels),
+            cache=build_cache(settings),
+        )
+    except CXRError as exc:
+        log.error("the model package at %s cannot be served: %s", settings.model_path, exc.detail)
+        return None, exc.detail
+    return predictor, None

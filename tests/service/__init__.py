@@ -1,0 +1,1 @@
+"""Tests of the REST service (src/cxr_pneumonia/service)."""
