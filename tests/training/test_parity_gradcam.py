@@ -27,9 +27,10 @@ def trained(tiny_run):
 @pytest.fixture(scope="module")
 def real_batch(kermany: Path, trained) -> np.ndarray:
     _, predictor = trained
-    files = sorted((kermany / "test" / "PNEUMONIA").glob("*.jpeg"))[:3] + sorted(
-        (kermany / "test" / "NORMAL").glob("*.jpeg")
-    )[:3]
+    files = (
+        sorted((kermany / "test" / "PNEUMONIA").glob("*.jpeg"))[:3]
+        + sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[:3]
+    )
     return np.stack([to_model_input(load(f), predictor.spec) for f in files])
 
 

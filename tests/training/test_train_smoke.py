@@ -74,7 +74,7 @@ def test_resume_continues_from_the_checkpoint(tiny_dataset_csv: Path, tmp_path: 
     from cxr_pneumonia.training.config import TrainConfig
     from cxr_pneumonia.training.run import train
 
-    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, ood_components=16, seed=7, patience=5)
+    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, seed=7, patience=5)
     out = tmp_path / "run"
     train(tiny_dataset_csv, out, cfg, console=Console(quiet=True))
     result = train(tiny_dataset_csv, out, replace(cfg, epochs=2), resume=True, console=Console(quiet=True))

@@ -210,10 +210,14 @@ class Predictor:
         results: list[BatchResult] = []
         for i, item in enumerate(prepared):
             try:
-                check_distribution(float(out.ood[i]), self.calibration.ood_threshold)
+                atypical = check_distribution(
+                    float(out.ood[i]), self.calibration.ood_threshold, self.calibration.ood_refuse_threshold
+                )
             except CXRError as exc:
                 results.append(exc)
                 continue
+            if atypical is not None:
+                item = dataclasses.replace(item, findings=(*item.findings, atypical))
             t2 = time.perf_counter()
             cam = (
                 normalise_and_resize(cams[i], (self.spec.size, self.spec.size)) if cams is not None else None
@@ -233,6 +237,8 @@ class Predictor:
         inference_ms, heatmap_ms, started = timings
         p_pneumonia = float(probs[1] + probs[2])
         label, in_set, refer = self.decide(p_pneumonia)
+        # outside the training population the conformal guarantee does not hold: always refer
+        refer = refer or any(f.code == "atypical_input" for f in item.findings)
         return Prediction(
             label=label,
             p_pneumonia=p_pneumonia,

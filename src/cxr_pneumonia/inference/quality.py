@@ -85,10 +85,22 @@ def check_image(xray: XRay, min_side: int) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def check_distribution(ood_score: float, ood_threshold: float) -> None:
-    if ood_score > ood_threshold:
+def check_distribution(ood_score: float, atypical_above: float, refuse_above: float) -> Finding | None:
+    """Refuse far-out inputs; flag (and so refer) inputs outside the training population.
+
+    Between the two thresholds sit inputs that are radiographs but unlike the training data (adults,
+    other devices): the model still answers, but says it is on unfamiliar ground.
+    """
+    if ood_score > refuse_above:
         raise RejectedImage(
             f"the image does not look like the chest radiographs the model was trained on "
-            f"(out-of-distribution score {ood_score:.1f} > {ood_threshold:.1f})",
+            f"(out-of-distribution score {ood_score:.1f} > {refuse_above:.1f})",
             "out_of_distribution",
         )
+    if ood_score > atypical_above:
+        return Finding(
+            "atypical_input",
+            f"unlike the training images (score {ood_score:.1f} > {atypical_above:.1f}): the model was trained on"
+            " children aged 1-5; treat this result with extra caution",
+        )
+    return None

@@ -84,8 +84,9 @@ def render_card(manifest: PackageManifest) -> str:
         f"{_pct(val.get('val_specificity_at_threshold'))}).",
         f"- Refer flag: split-conformal prediction set at {100 * (1 - cal.conformal_alpha):.0f}% coverage "
         f"(quantile {cal.conformal_quantile:.4f}); *refer* when the set holds both normal and pneumonia.",
-        f"- Out-of-distribution gate: Mahalanobis distance of pooled features to the training set, refused "
-        f"above {cal.ood_threshold:.2f} (the {cal.ood_percentile}th validation percentile).",
+        f"- Out-of-distribution gate: Mahalanobis distance of pooled features to the training set (Ledoit-Wolf"
+        f" covariance). Above {cal.ood_threshold:.2f} (the {cal.ood_percentile}th validation percentile) an image is"
+        f" *atypical*: answered, flagged and referred; above {cal.ood_refuse_threshold:.2f} it is refused.",
         "",
         "## Results",
         "",

@@ -34,8 +34,11 @@ class TrainConfig:
     # calibration and package
     min_sensitivity: float = 0.95
     conformal_alpha: float = 0.05
-    ood_percentile: float = 99.5
-    ood_components: int = 128
+    ood_percentile: float = 99.5  # above this validation percentile: atypical, referred
+    # Above factor x that distance: refused as out of distribution. 1.3 answers (and refers) adult chest
+    # radiographs, which the pediatric model never saw, and refuses photos, CT, MR and other body parts
+    # (checked on the shared adult DICOMs and scikit-image photos; never on the Kermany test split).
+    ood_refuse_factor: float = 1.3
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def score_rows(
         out = predictor.run_model(np.stack([tensor for _, tensor in pending]))
         for i, (item, _) in enumerate(pending):
             item.probs, item.ood = out.probs[i], float(out.ood[i])
-            if item.refusal is None and item.ood > predictor.calibration.ood_threshold:
+            if item.refusal is None and item.ood > predictor.calibration.ood_refuse_threshold:
                 item.refusal = "out_of_distribution"
         pending.clear()
 
@@ -84,7 +84,8 @@ def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any
     y = np.array([1 if i.row.label == "pneumonia" else 0 for i in items])
     p = probs[:, 1] + probs[:, 2]
     decisions = [predictor.decide(float(v)) for v in p]
-    refer = np.array([d[2] for d in decisions])
+    atypical = np.array([i.ood > predictor.calibration.ood_threshold for i in items])
+    refer = np.array([d[2] for d in decisions]) | atypical
     covered = np.array(
         [("pneumonia" if y_i else "normal") in d[1] for y_i, d in zip(y, decisions, strict=True)]
     )
@@ -93,6 +94,7 @@ def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any
         "ece": expected_calibration_error(y, p),
         "brier": brier(y, p),
         "refer_rate": float(refer.mean()),
+        "atypical_rate": float(atypical.mean()),
         "conformal_coverage": float(covered.mean()),
         "conformal_coverage_ci95": list(wilson_ci(int(covered.sum()), len(covered))),
         "reliability": reliability_bins(y, p),

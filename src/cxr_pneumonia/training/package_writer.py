@@ -26,6 +26,7 @@ from ..package import (
 )
 from .card import render_card
 from .config import TrainConfig
+from .ood import fit_ood_reference, ood_threshold, served_pooled_features
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class PackageInputs:
     split_counts: dict[str, Any]
     parity_images: np.ndarray
     data_source: str
+    ood_train: list[Path]  # images whose served features define "in distribution"
+    ood_val: list[Path]  # images whose distances set the thresholds
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -56,7 +59,16 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
     onnx_path = package_dir / ONNX_NAME
     export_onnx(inputs.model, onnx_path, inputs.spec.size, inputs.spec.channels)
     parity = parity_check(inputs.model, onnx_path, inputs.parity_images)
-    inputs.fitted["ood_reference"].save(package_dir / OOD_NAME)
+    reference = fit_ood_reference(served_pooled_features(onnx_path, inputs.ood_train, inputs.spec))
+    atypical_above = ood_threshold(
+        reference, served_pooled_features(onnx_path, inputs.ood_val, inputs.spec), inputs.cfg.ood_percentile
+    )
+    reference.save(package_dir / OOD_NAME)
+    log.info(
+        "OOD reference: atypical above %.2f, refused above %.2f",
+        atypical_above,
+        atypical_above * inputs.cfg.ood_refuse_factor,
+    )
     fitted = inputs.fitted
     manifest = PackageManifest(
         name=inputs.cfg.name,
@@ -71,8 +83,9 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
             operating_point=fitted["operating_point"],
             conformal_quantile=fitted["conformal_quantile"],
             conformal_alpha=inputs.cfg.conformal_alpha,
-            ood_threshold=fitted["ood_threshold"],
+            ood_threshold=atypical_above,
             ood_percentile=inputs.cfg.ood_percentile,
+            ood_refuse_threshold=atypical_above * inputs.cfg.ood_refuse_factor,
         ),
         backbone=inputs.backbone.name,
         feature_channels=inputs.backbone.channels,

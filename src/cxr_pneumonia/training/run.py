@@ -49,7 +49,6 @@ from .loop import (
     train_epochs,
     validation_scores,
 )
-from .ood import fit_ood_reference, ood_threshold
 from .package_writer import PackageInputs, write_package
 from .tracking import Tracker
 
@@ -149,7 +148,6 @@ def _train(
 
         train_ds = XRayTensorDataset(train_images, train_rows, spec, augment=build_augment(cfg.augment))
         val_ds = XRayTensorDataset(val_images, val_rows, spec)
-        eval_train_ds = XRayTensorDataset(train_images, train_rows, spec)
         generator = torch.Generator().manual_seed(cfg.seed)
         train_loader = DataLoader(
             train_ds,
@@ -207,10 +205,9 @@ def _train(
         best = torch.load(checkpoint_dir / "best.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(best["model"])
         model.eval()
-        val_logits, val_pooled, val_targets = predict_logits(model, val_loader)
-        _, train_pooled, _ = predict_logits(model, DataLoader(eval_train_ds, batch_size=64))
+        val_logits, _, val_targets = predict_logits(model, val_loader)
 
-    fitted = _fit_on_validation(val_logits, val_pooled, val_targets, train_pooled, cfg)
+    fitted = _fit_on_validation(val_logits, val_targets, cfg)
     package_dir = out_dir / "package"
     if package_dir.exists():
         shutil.rmtree(package_dir)
@@ -228,6 +225,8 @@ def _train(
             split_counts={"train": counts(train_rows), "val": counts(val_rows)},
             parity_images=parity_images,
             data_source=str(data),
+            ood_train=[manifest.absolute(r) for r in train_rows],
+            ood_val=[manifest.absolute(r) for r in val_rows],
         ),
         package_dir,
     )
@@ -237,14 +236,9 @@ def _train(
     return TrainResult(out_dir, package_dir, state.best_epoch, state.best_auroc)
 
 
-def _fit_on_validation(
-    val_logits: np.ndarray,
-    val_pooled: np.ndarray,
-    val_targets: np.ndarray,
-    train_pooled: np.ndarray,
-    cfg: TrainConfig,
-) -> dict[str, Any]:
-    """Temperature, threshold, conformal quantile and OOD reference: validation (and train) only."""
+def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
+    """Temperature, threshold and conformal quantile: validation only (the OOD reference is fitted
+    on the exported graph by the package writer)."""
     started = time.monotonic()
     y = (val_targets != 0).astype(int)
     temperature = fit_temperature(val_logits, val_targets)
@@ -252,8 +246,6 @@ def _fit_on_validation(
     p_cal = p_pneumonia(probabilities(val_logits, temperature))
     threshold, sens, spec = threshold_for_sensitivity(y, p_cal, cfg.min_sensitivity)
     quantile = conformal_quantile(y, p_cal, cfg.conformal_alpha)
-    reference = fit_ood_reference(train_pooled, cfg.ood_components, cfg.seed)
-    ood_cut = ood_threshold(reference, val_pooled, cfg.ood_percentile)
     nll, auc, sub_auc = validation_scores(val_logits, val_targets)
     metrics = {
         "val_auroc": auc,
@@ -265,20 +257,17 @@ def _fit_on_validation(
         "val_specificity_at_threshold": spec,
     }
     log.info(
-        "fitted on validation in %.1fs: T=%.3f threshold=%.4f q=%.4f ood=%.2f %s",
+        "fitted on validation in %.1fs: T=%.3f threshold=%.4f q=%.4f %s",
         time.monotonic() - started,
         temperature,
         threshold,
         quantile,
-        ood_cut,
         metrics,
     )
     return {
         "temperature": temperature,
         "threshold": threshold,
         "conformal_quantile": quantile,
-        "ood_reference": reference,
-        "ood_threshold": ood_cut,
         "metrics": metrics,
         "operating_point": f"highest validation specificity with sensitivity >= {cfg.min_sensitivity:.2f}",
     }
