@@ -1,0 +1,185 @@
+"""The DICOM node: the SCP, the analysis worker and the result sender, wired together.
+
+received ─► spool/incoming ─► worker: Predictor ─► outbox ─► sender ─► destination (PACS)
+(C-STORE acknowledged          (SR + SC queued,            (back-off while the
+ once on disk)                  prediction recorded)        destination is down)
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..inference import Predictor
+from .options import NodeOptions
+from .outbox import Outbox, Sender
+from .processor import Processor, ResultStore
+from .scp import StorageSCP
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class DicomNode:
+    """Start with :meth:`start` (non-blocking), end with :meth:`stop`; also a context manager."""
+
+    def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
+        self.options = options
+        self.store = store
+        self.spool = Spool(options.spool_dir)
+        self.outbox = Outbox(options.spool_dir)
+        self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)
+        self.scp = StorageSCP(options, self.spool, on_received=self._enqueue, on_rejected=self._rejected)
+        self.sender: Sender | None = None
+        if options.destination is not None:
+            self.sender = Sender(
+                self.outbox,
+                options.destination,
+                options.ae_title,
+                options.retry,
+                timeout=options.timeout_seconds,
+                on_delivered=self._delivered,
+                on_parked=self._parked,
+            )
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._busy = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.address: tuple[str, int] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        options: NodeOptions | None = None,
+        *,
+        predictor: Predictor | None = None,
+        store: ResultStore | None = None,
+    ) -> DicomNode:
+        """The node as Settings describe it: model package, database, options (unless given)."""
+        options = options or NodeOptions.from_settings(settings)
+        if predictor is None:
+            predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
+                                               min_side=settings.min_side)  # fmt: skip
+        if store is None:
+            from ..service.store import Store
+
+            store = Store.from_settings(settings)
+        return cls(options, predictor, store)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> tuple[str, int]:
+        """Analyse what a previous run acknowledged but did not finish, send what it did not deliver,
+        then listen. Returns the bound (host, port)."""
+        backlog = self.spool.pending()
+        if backlog:
+            log.info("resuming %d received instance(s) left by a previous run", len(backlog))
+        for path in backlog:
+            self._queue.put(path)
+        self._worker = threading.Thread(target=self._work, name="dicom-worker", daemon=True)
+        self._worker.start()
+        if self.sender is not None:
+            self.sender.start()
+        else:
+            log.warning("no destination configured: results wait in %s", self.outbox.pending_dir)
+        if not self.options.accept_aes:
+            log.warning("no calling AE titles configured: any DICOM peer may send instances")
+        self.address = self.scp.start()
+        return self.address
+
+    def stop(self) -> None:
+        """Stop listening, finish the instance being analysed, stop sending. What is still queued stays
+        on disk for the next start."""
+        self.scp.stop()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        if self.sender is not None:
+            self.sender.stop()
+
+    def __enter__(self) -> DicomNode:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """True once nothing is waiting to be analysed or (with a destination) to be delivered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            analysing = self._busy.is_set() or not self._queue.empty() or bool(self.spool.pending())
+            sending = self.sender is not None and bool(self.outbox.pending())
+            if not analysing and not sending:
+                return True
+            if self.sender is not None and not analysing:
+                self.sender.wake()
+            time.sleep(0.1)
+        return False
+
+    # ---- callbacks and the worker ---------------------------------------------------------------
+    def _enqueue(self, path: Path) -> None:
+        self._queue.put(path)
+
+    def _work(self) -> None:
+        while True:
+            path = self._queue.get()
+            if path is None:
+                return
+            self._busy.set()
+            try:
+                self._analyse(path)
+            finally:
+                self._busy.clear()
+
+    def _analyse(self, path: Path) -> None:
+        if not path.exists():
+            return  # already handled (queued twice across a restart)
+        job = Spool.job_id(path)
+        try:
+            outcome = self.processor.process(path, job)
+        except Exception as exc:
+            # A bug or our own I/O failure, not the sender's image: keep the instance in failed/ for a
+            # person to look at (move it back to incoming/ to retry), and carry on with the others.
+            log.exception("%s could not be processed; kept in %s", job, self.spool.failed)
+            self.spool.park(path)
+            self._safe_audit(
+                "predict",
+                outcome="failed",
+                request_id=job,
+                detail={"error": type(exc).__name__, "reason": "processing_error", "source": "dicom"},
+            )
+            return
+        self.spool.finish(path, keep=self.options.keep_received)
+        if outcome.queued and self.sender is not None:
+            self.sender.wake()
+
+    def _rejected(self, calling_ae: str, address: str) -> None:
+        accepted = not self.options.accept_aes or calling_ae in self.options.accept_aes
+        reason = "called AE title is not this node's" if accepted else "calling AE title not accepted"
+        self._safe_audit("dicom.associate", actor=f"dicom:{calling_ae}", outcome="rejected", client=address,
+                         detail={"reason": reason})  # fmt: skip
+
+    def _delivered(self, path: Path) -> None:
+        destination = str(self.options.destination)
+        self._safe_audit(
+            "dicom.send", outcome="delivered", detail={"result": path.stem, "destination": destination}
+        )
+
+    def _parked(self, path: Path, error: str, attempts: int) -> None:
+        self._safe_audit("dicom.send", outcome="failed",
+                         detail={"result": path.stem, "error": error, "attempts": attempts})  # fmt: skip
+
+    def _safe_audit(self, action: str, *, actor: str | None = None, outcome: str, **kwargs: Any) -> None:
+        """Audit from a network or worker thread: a database hiccup must not kill that thread."""
+        try:
+            self.store.audit(
+                action, actor=actor or f"dicom:{self.options.ae_title}", outcome=outcome, **kwargs
+            )
+        except Exception:
+            log.exception("could not write the audit event %s/%s", action, outcome)

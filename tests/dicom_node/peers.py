@@ -1,0 +1,202 @@
+"""Real DICOM peers for the node's tests: Orthanc (a PACS) and dcmtk's echoscu/storescu on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+NODE_AE = "CXR_AI"
+ORTHANC_AE = "ORTHANC"
+SENDER_AE = "STORESCU"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str) -> str | None:
+    # Debian installs Orthanc in /usr/sbin, which is not on every user's PATH.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
+class Orthanc:
+    """One Orthanc process with its own storage, on loopback ports; restartable with the same state."""
+
+    def __init__(self, binary: str, root: Path, peers: dict[str, tuple[str, int]]) -> None:
+        self.binary = binary
+        self.root = root
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        self.config = root / "orthanc.json"
+        self.log = root / "orthanc.log"
+        root.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "Name": "cxr-test-pacs",
+            "StorageDirectory": str(root / "storage"),
+            "IndexDirectory": str(root / "storage"),
+            "DicomAet": ORTHANC_AE,
+            "DicomPort": self.dicom_port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": True,
+            "DicomModalities": {name.lower(): [ae, "127.0.0.1", port] for name, (ae, port) in peers.items()},
+            "Plugins": [],
+            "SaveJobs": False,
+            "StableAge": 1,
+        }
+        self.config.write_text(json.dumps(config, indent=2))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
+
+    @property
+    def destination(self) -> str:
+        return f"{ORTHANC_AE}@127.0.0.1:{self.dicom_port}"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"Orthanc exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
+            try:
+                if self.http.get("/system").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"Orthanc did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    # ---- REST ----------------------------------------------------------------------------------
+    def instances(self) -> list[str]:
+        return list(self.http.get("/instances").raise_for_status().json())
+
+    def tags(self, instance: str) -> dict[str, Any]:
+        return dict(self.http.get(f"/instances/{instance}/simplified-tags").raise_for_status().json())
+
+    def file(self, instance: str) -> bytes:
+        return self.http.get(f"/instances/{instance}/file").raise_for_status().content
+
+    def dataset(self, instance: str) -> Any:
+        import pydicom
+
+        return pydicom.dcmread(io.BytesIO(self.file(instance)))
+
+    def wait_for_instances(self, count: int, timeout: float = 120) -> list[str]:
+        deadline = time.monotonic() + timeout
+        found: list[str] = []
+        while time.monotonic() < deadline:
+            found = self.instances()
+            if len(found) >= count:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"Orthanc holds {len(found)} instance(s) after {timeout} s, expected {count}")
+
+    def by_modality(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for instance in self.instances():
+            groups.setdefault(self.tags(instance).get("Modality", ""), []).append(instance)
+        return groups
+
+
+# storescu proposes uncompressed syntaxes unless told otherwise, and cannot transcode JPEG 2000: so
+# each file is sent with the option that proposes its own (compressed) transfer syntax.
+_PROPOSE = {
+    "1.2.840.10008.1.2.4.50": "--propose-jpeg8",
+    "1.2.840.10008.1.2.4.51": "--propose-jpeg12",
+    "1.2.840.10008.1.2.4.70": "--propose-lossless",
+    "1.2.840.10008.1.2.4.90": "--propose-j2k-lossless",
+    "1.2.840.10008.1.2.4.91": "--propose-j2k-lossy",
+    "1.2.840.10008.1.2.4.80": "--propose-jls-lossless",
+    "1.2.840.10008.1.2.4.81": "--propose-jls-lossy",
+    "1.2.840.10008.1.2.5": "--propose-rle",
+}
+
+
+def storescu(
+    dcmtk: dict[str, str], port: int, files: list[Path], *, calling: str = SENDER_AE, called: str = NODE_AE
+) -> subprocess.CompletedProcess[str]:
+    """Send ``files`` with dcmtk's storescu in their own transfer syntaxes (one run per syntax); the
+    result's returncode is the first failure's, its output all runs' output."""
+    import pydicom
+
+    groups: dict[str, list[Path]] = {}
+    for path in files:
+        syntax = str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+        groups.setdefault(_PROPOSE.get(syntax, "--propose-little"), []).append(path)
+    runs = []
+    for option, paths in groups.items():
+        command = [dcmtk["storescu"], "-aet", calling, "-aec", called, "--required", option,
+                   "127.0.0.1", str(port), *map(str, paths)]  # fmt: skip
+        runs.append(subprocess.run(command, capture_output=True, text=True, timeout=180, check=False))
+    failed = [run for run in runs if run.returncode != 0]
+    return subprocess.CompletedProcess(
+        [run.args for run in runs],
+        failed[0].returncode if failed else 0,
+        "".join(run.stdout for run in runs),
+        "".join(run.stderr for run in runs),
+    )
+
+
+def echoscu(
+    dcmtk: dict[str, str], port: int, *, calling: str = SENDER_AE, called: str = NODE_AE
+) -> subprocess.CompletedProcess[str]:
+    command = [dcmtk["echoscu"], "-aet", calling, "-aec", called, "127.0.0.1", str(port)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def audit_events(store: Any, action: str | None = None) -> list[Any]:
+    """Audit rows written through the real Store's database."""
+    from sqlalchemy import select
+
+    from cxr_pneumonia.service.db.models import AuditEvent
+
+    with store.transaction() as session:
+        query = select(AuditEvent).order_by(AuditEvent.seq)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        return list(session.scalars(query))
+
+
+def prediction_records(store: Any) -> list[Any]:
+    from sqlalchemy import select
+
+    from cxr_pneumonia.service.db.models import PredictionRecord
+
+    with store.transaction() as session:
+        return list(session.scalars(select(PredictionRecord).order_by(PredictionRecord.created_at)))
+
+
+def wait_for(probe: Any, timeout: float = 10.0, interval: float = 0.1) -> Any:
+    """Poll ``probe()`` until it returns something truthy (events written on another thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
