@@ -32,7 +32,8 @@ def grad_cam(features: np.ndarray, head_weight: np.ndarray, score_grad: np.ndarr
     """Raw (un-normalised) Grad-CAM maps (N, h, w) from features (N, C, h, w)."""
     h, w = features.shape[2:]
     alpha = (score_grad @ head_weight) / (h * w)  # (N, C)
-    cam = np.einsum("nc,nchw->nhw", alpha, features)
+    n, c = alpha.shape
+    cam = np.matmul(alpha[:, None, :], features.reshape(n, c, h * w)).reshape(n, h, w)
     return np.maximum(cam, 0.0)
 
 
