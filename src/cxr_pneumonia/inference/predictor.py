@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,8 @@ class Predictor:
         decode_workers: int = 2,
     ) -> Iterator[BatchResult]:
         """Results in input order. A pool of decoders runs ahead of the session, so decoding (which
-        releases the GIL in Pillow and pydicom's decoders) overlaps inference."""
+        releases the GIL in Pillow and pydicom's decoders) overlaps inference; it runs at most two
+        batches ahead, so memory stays flat however many inputs there are."""
         pending: list[tuple[float, _Prepared | CXRError]] = []
         with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
 
@@ -139,8 +141,17 @@ class Predictor:
                 start = time.perf_counter()
                 return start, self._prepare_or_error(source)
 
-            for started, prepared in pool.map(timed, sources):
-                pending.append((started, prepared))
+            in_flight: deque[Future[tuple[float, _Prepared | CXRError]]] = deque()
+            for source in sources:
+                in_flight.append(pool.submit(timed, source))
+                if len(in_flight) < 2 * batch_size:
+                    continue
+                pending.append(in_flight.popleft().result())
+                if len(pending) >= batch_size:
+                    yield from self._run_pending(pending, heatmap)
+                    pending = []
+            while in_flight:
+                pending.append(in_flight.popleft().result())
                 if len(pending) >= batch_size:
                     yield from self._run_pending(pending, heatmap)
                     pending = []
