@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,10 @@ class Prediction:
     timings: Timings = field(default_factory=Timings)
     cached: bool = False
     disclaimer: str = DISCLAIMER
+
+    def with_cached_flag(self) -> Prediction:
+        """This prediction as served from the result cache."""
+        return replace(self, cached=True)
 
     @property
     def subtype(self) -> str | None:

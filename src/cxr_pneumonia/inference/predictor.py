@@ -45,7 +45,7 @@ class ModelOutputs:
 
 
 @dataclasses.dataclass
-class _Prepared:
+class Prepared:
     xray: XRay
     tensor: np.ndarray
     findings: tuple[Finding, ...]
@@ -97,12 +97,12 @@ class Predictor:
     def predict(self, source: Source, *, heatmap: bool = True, use_cache: bool = True) -> Prediction:
         """Read one image. Raises InputError (unreadable) or RejectedImage (not a frontal CXR)."""
         started = time.perf_counter()
-        prepared = self._prepare(source)
+        prepared = self.prepare(source)
         if use_cache:
             cached = self.cache.get(prepared.xray.sha256, self.model_ref.sha256)
             if cached is not None and (cached.heatmap is not None or not heatmap):
-                return dataclasses.replace(cached, cached=True)
-        result = self._infer([prepared], heatmap=heatmap, started=[started])[0]
+                return cached.with_cached_flag()
+        result = self.infer([prepared], heatmap=heatmap, started=[started])[0]
         if isinstance(result, CXRError):
             raise result
         if use_cache:
@@ -134,14 +134,14 @@ class Predictor:
         """Results in input order. A pool of decoders runs ahead of the session, so decoding (which
         releases the GIL in Pillow and pydicom's decoders) overlaps inference; it runs at most two
         batches ahead, so memory stays flat however many inputs there are."""
-        pending: list[tuple[float, _Prepared | CXRError]] = []
+        pending: list[tuple[float, Prepared | CXRError]] = []
         with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
 
-            def timed(source: Source) -> tuple[float, _Prepared | CXRError]:
+            def timed(source: Source) -> tuple[float, Prepared | CXRError]:
                 start = time.perf_counter()
                 return start, self._prepare_or_error(source)
 
-            in_flight: deque[Future[tuple[float, _Prepared | CXRError]]] = deque()
+            in_flight: deque[Future[tuple[float, Prepared | CXRError]]] = deque()
             for source in sources:
                 in_flight.append(pool.submit(timed, source))
                 if len(in_flight) < 2 * batch_size:
@@ -159,12 +159,12 @@ class Predictor:
                 yield from self._run_pending(pending, heatmap)
 
     def _run_pending(
-        self, pending: list[tuple[float, _Prepared | CXRError]], heatmap: bool
+        self, pending: list[tuple[float, Prepared | CXRError]], heatmap: bool
     ) -> list[BatchResult]:
         results: list[BatchResult | None] = [p if isinstance(p, CXRError) else None for _, p in pending]
-        ready = [(i, s, p) for i, (s, p) in enumerate(pending) if isinstance(p, _Prepared)]
+        ready = [(i, s, p) for i, (s, p) in enumerate(pending) if isinstance(p, Prepared)]
         if ready:
-            outputs = self._infer([p for _, _, p in ready], heatmap=heatmap, started=[s for _, s, _ in ready])
+            outputs = self.infer([p for _, _, p in ready], heatmap=heatmap, started=[s for _, s, _ in ready])
             for (index, _, _), output in zip(ready, outputs, strict=True):
                 results[index] = output
                 if isinstance(output, Prediction):
@@ -172,20 +172,20 @@ class Predictor:
         return [r for r in results if r is not None]
 
     # ---- internals ----------------------------------------------------------------------------
-    def _prepare_or_error(self, source: Source) -> _Prepared | CXRError:
+    def _prepare_or_error(self, source: Source) -> Prepared | CXRError:
         try:
-            return self._prepare(source)
+            return self.prepare(source)
         except CXRError as exc:
             return exc
 
-    def _prepare(self, source: Source) -> _Prepared:
+    def prepare(self, source: Source) -> Prepared:
         t0 = time.perf_counter()
         xray = load(source, self.limits)
         decode_ms = _ms(t0)
         findings = check_image(xray, self.min_side)
         t1 = time.perf_counter()
         tensor = to_model_input(xray, self.spec)
-        return _Prepared(xray, tensor, findings, decode_ms, _ms(t1))
+        return Prepared(xray, tensor, findings, decode_ms, _ms(t1))
 
     def run_model(self, batch: np.ndarray) -> ModelOutputs:
         """The model and its package-fitted statistics on a preprocessed batch (N, C, H, W)."""
@@ -209,7 +209,7 @@ class Predictor:
         label = "pneumonia" if p_pneumonia >= cal.threshold else "normal"
         return label, in_set, len(in_set) != 1
 
-    def _infer(self, prepared: list[_Prepared], *, heatmap: bool, started: list[float]) -> list[BatchResult]:
+    def infer(self, prepared: list[Prepared], *, heatmap: bool, started: list[float]) -> list[BatchResult]:
         t0 = time.perf_counter()
         out = self.run_model(np.stack([p.tensor for p in prepared]))
         inference_ms = _ms(t0) / len(prepared)
@@ -239,7 +239,7 @@ class Predictor:
 
     def _assemble(
         self,
-        item: _Prepared,
+        item: Prepared,
         probs: np.ndarray,
         ood_score: float,
         cam: np.ndarray | None,

@@ -13,6 +13,7 @@ from ..config import Settings
 from ..errors import CXRError, ModelError
 from ..imaging.limits import Limits
 from ..inference import Predictor
+from ..inference.batcher import MicroBatcher
 from .cache import build_cache
 from .ratelimit import RateLimiter
 from .security.tokens import TokenIssuer
@@ -31,9 +32,19 @@ class ServiceState:
     model_error: str | None = None
     slots: threading.BoundedSemaphore = field(init=False)
 
+    batcher: MicroBatcher | None = field(init=False, default=None)
+
     def __post_init__(self) -> None:
         limit = self.settings.inference_concurrency or os.cpu_count() or 1
         self.slots = threading.BoundedSemaphore(max(1, limit))
+        if self.predictor is not None:
+            # concurrent POST /predict requests share ONNX Runtime calls (inference/batcher.py)
+            self.batcher = MicroBatcher(self.predictor)
+
+    def require_batcher(self) -> MicroBatcher:
+        if self.batcher is None:
+            raise ModelError(f"no model is being served: {self.model_error}")
+        return self.batcher
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:

@@ -101,8 +101,8 @@ def predict(
     data: bytes | None = None
     try:
         data = read_capped(file, state.settings.max_bytes)
-        with state.inference_slot():
-            prediction = predictor.predict(data)
+        # not inside an inference slot: the micro-batcher runs one batch at a time by itself
+        prediction = state.require_batcher().predict(data)
     except CXRError as exc:
         _refused(state, ctx, principal, exc, source, data)
         raise

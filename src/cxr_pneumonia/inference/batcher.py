@@ -1,0 +1,83 @@
+"""Micro-batching: concurrent single-image requests share one ONNX Runtime call.
+
+A server answers many callers one image at a time, but the model runs several images in one call for
+little more than the cost of one. Each caller decodes its own image (in its own thread), then hands
+the tensor to one inference thread, which runs up to ``max_batch`` images together. It waits for
+company (at most ``max_wait_ms``) only while other callers are still decoding, so a lone request pays
+no wait. Results are identical to ``Predictor.predict``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+from ..errors import CXRError
+from ..imaging import Source
+from .prediction import Prediction
+from .predictor import BatchResult, Predictor, Prepared
+
+
+class MicroBatcher:
+    def __init__(self, predictor: Predictor, max_batch: int = 16, max_wait_ms: float = 3.0) -> None:
+        self.predictor = predictor
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max_wait_ms / 1000.0
+        self._queue: queue.Queue[tuple[Prepared, float, Future[BatchResult]]] = queue.Queue()
+        self._active = 0  # callers inside predict(): those not yet queued may still join a batch
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="cxr-micro-batcher", daemon=True)
+        self._thread.start()
+
+    def predict(self, source: Source, *, use_cache: bool = True) -> Prediction:
+        """Like Predictor.predict (heatmap included); raises InputError or RejectedImage."""
+        with self._lock:
+            self._active += 1
+        try:
+            return self._predict(source, use_cache)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _predict(self, source: Source, use_cache: bool) -> Prediction:
+        started = time.perf_counter()
+        prepared = self.predictor.prepare(source)
+        cache = self.predictor.cache
+        if use_cache:
+            cached = cache.get(prepared.xray.sha256, self.predictor.model_ref.sha256)
+            if cached is not None and cached.heatmap is not None:
+                return cached.with_cached_flag()
+        future: Future[BatchResult] = Future()
+        self._queue.put((prepared, started, future))
+        result = future.result()
+        if isinstance(result, CXRError):
+            raise result
+        if use_cache:
+            cache.put(result)
+        return result
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            deadline = time.perf_counter() + self.max_wait
+            while len(batch) < min(self.max_batch, self._active):
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            try:
+                results = self.predictor.infer(
+                    [p for p, _, _ in batch], heatmap=True, started=[s for _, s, _ in batch]
+                )
+            except BaseException as exc:  # never leave a caller waiting forever
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), result in zip(batch, results, strict=True):
+                future.set_result(result)
