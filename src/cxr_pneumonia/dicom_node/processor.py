@@ -95,7 +95,7 @@ class Processor:
         data = path.read_bytes()
         sha256 = hashlib.sha256(data).hexdigest()
         try:
-            header: Dataset | None = read_dataset(data, stop_before_pixels=True)
+            header: Dataset | None = read_dataset(data, self.predictor.limits, stop_before_pixels=True)
         except InputError:
             header = None
         sender = Origin.of(header)

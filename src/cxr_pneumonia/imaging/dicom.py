@@ -10,15 +10,23 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zlib
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import generate_fragments
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
-from ..errors import InputError
+from ..errors import InputError, TooLarge
+from .codestream import declared_size
 from .limits import Limits
 from .panics import is_native_panic
 from .xray import ImageMeta, XRay
@@ -29,8 +37,9 @@ _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL
 MAX_REPORTED_AGE = 90.0
 
 
-def read_dataset(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
+def read_dataset(data: bytes, limits: Limits, *, stop_before_pixels: bool = False) -> Dataset:
     """Parse DICOM bytes (force=True accepts files without the preamble)."""
+    _check_inflated_size(data, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -39,6 +48,32 @@ def read_dataset(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
         raise InputError(f"the DICOM file could not be parsed: {exc!r}", code="corrupt_image") from exc
     _ensure_transfer_syntax(ds)
     return ds
+
+
+def _check_inflated_size(data: bytes, limits: Limits) -> None:
+    """A deflated dataset is inflated whole by the parser: inflate it here first, with a bound, so a few
+    kilobytes cannot become gigabytes. The bound is the size limit of an uncompressed file, since the
+    same dataset sent uncompressed would be refused above it."""
+    start = _deflated_payload_start(data)
+    if start is None:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = len(inflater.decompress(data[start:], limits.max_bytes + 1))
+    except zlib.error as exc:
+        raise InputError(f"the deflated DICOM dataset is corrupt: {exc}", code="corrupt_image") from exc
+    if inflated > limits.max_bytes:
+        raise TooLarge(f"the deflated DICOM dataset inflates past the limit of {limits.max_bytes} bytes")
+
+
+def _deflated_payload_start(data: bytes) -> int | None:
+    """Where the deflated data begins if this is a Part 10 file in the Deflated transfer syntax: the
+    file meta group (preamble, 'DICM', then group 2 led by its mandatory group length) stays plain."""
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    meta_end = 144 + int.from_bytes(data[140:144], "little")
+    uid = DeflatedExplicitVRLittleEndian.encode("ascii")
+    return meta_end if uid in data[144:meta_end] else None
 
 
 def _ensure_transfer_syntax(ds: Dataset) -> None:
@@ -58,7 +93,7 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
 
 
 def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
-    ds = read_dataset(data)
+    ds = read_dataset(data, limits)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise InputError("the DICOM file holds no image (no Pixel Data)", code="no_pixel_data")
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
@@ -80,6 +115,7 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
             f"multi-frame DICOM ({frames} frames) is not a single radiograph; send one frame per instance",
             code="multiframe",
         )
+    _check_compressed_frame_size(ds, cols or 0, rows or 0, limits)
     stored = _decode_pixels(ds)
     display, notes = _display_pixels(stored, ds, photometric)
     meta = ImageMeta(
@@ -100,6 +136,31 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
         notes=notes,
     )
     return XRay(pixels=display, meta=meta, sha256=sha256)
+
+
+def _check_compressed_frame_size(ds: Dataset, cols: int, rows: int, limits: Limits) -> None:
+    """The decoder allocates what the compressed frame's own header declares, not Rows x Columns:
+    check that size too, before decoding (a small file must not make a huge image)."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+    if syntax is None or not syntax.is_encapsulated or "PixelData" not in ds:
+        return
+    try:
+        fragments = generate_fragments(ds.PixelData)
+        next(fragments)  # the Basic Offset Table
+        first = next(fragments)
+    except (StopIteration, ValueError, TypeError) as exc:
+        raise InputError("the compressed DICOM pixel data holds no frame", code="corrupt_image") from exc
+    size = declared_size(first)
+    if size is None:
+        return  # RLE and friends are decoded into Rows x Columns, which was checked already
+    width, height = size
+    limits.check_pixels(width, max(height, 1))
+    if (width, height) != (cols, rows):
+        raise InputError(
+            f"the compressed frame declares {width}x{height} pixels but the DICOM header says {cols}x{rows}",
+            code="corrupt_image",
+        )
 
 
 def _decode_pixels(ds: Dataset) -> np.ndarray:
