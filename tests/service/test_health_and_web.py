@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .conftest import API, Service, assert_error_body
@@ -59,6 +60,18 @@ def test_the_web_page_is_served_at_the_root_when_present(make_service, tmp_path:
     assert service.client.get("/app.js").text == "console.log('hi')"
     assert service.client.get(f"{API}/health/live").status_code == 200  # the API still wins its paths
     assert "content-security-policy" not in service.client.get("/docs").headers  # Swagger UI keeps its own
+
+
+def test_the_api_docs_need_no_internet(service: Service) -> None:
+    """Swagger UI and ReDoc load their scripts from this server, not from a CDN."""
+    for page in ("/docs", "/redoc"):
+        html = service.client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, f"{page} loads no scripts or styles"
+        for url in assets:
+            assert url.startswith("/docs/assets/"), f"{page} loads {url} from elsewhere"
+            assert service.client.get(url).status_code == 200
+        assert "cdn." not in html
 
 
 def test_without_a_web_page_the_root_is_a_json_404(service: Service) -> None:

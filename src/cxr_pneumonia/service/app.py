@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from .. import DISCLAIMER, __version__
 from ..config import Settings
@@ -61,7 +62,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         yield
         store.close()
 
-    app = FastAPI(
+    # Hospital networks are often cut off from the internet: the docs pages' scripts are served by us.
+    app = FastAPIOffline(
+        static_url="/docs/assets",
         title="CXR Pneumonia Detector",
         version=__version__,
         description=f"Pneumonia on chest radiographs, with heatmaps, calibrated confidence and referral. {DISCLAIMER}",
