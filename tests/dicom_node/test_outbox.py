@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from cxr_pneumonia.dicom_node.options import Destination, RetryPolicy
-from cxr_pneumonia.dicom_node.outbox import Outbox, Sender
+from cxr_pneumonia.dicom_node.outbox import Backoff, Outbox, Sender
 from cxr_pneumonia.dicom_node.provenance import Provenance
 from cxr_pneumonia.dicom_node.spool import Spool
 from cxr_pneumonia.dicom_node.sr import finding_report, refusal_report
@@ -49,6 +49,25 @@ def test_outbox_is_idempotent_and_ordered(tmp_path: Path, reports: list[Dataset]
     (outbox.pending_dir / ".half-written.dcm.abcd1234.part").write_bytes(b"DICM")
     assert len(Outbox(tmp_path).pending()) == 2
     assert not list(outbox.pending_dir.glob("*.part"))
+
+
+def test_backoff_survives_a_restart_and_goes_with_the_result(tmp_path: Path, reports: list[Dataset]) -> None:
+    outbox = Outbox(tmp_path)
+    queued = outbox.put(reports[0])
+    assert outbox.load_backoff(queued) is None  # never tried
+    outbox.save_backoff(queued, Backoff(3, time.monotonic() + 60, "0xA700 out of resources"))
+    restored = Outbox(tmp_path).load_backoff(queued)
+    assert (
+        restored is not None and restored.attempts == 3 and restored.last_error == "0xA700 out of resources"
+    )
+    assert 59 <= restored.due - time.monotonic() <= 60
+    assert outbox.pending() == [queued]  # the record is not mistaken for a result
+    (outbox.pending_dir / f"{queued.name}.retry.json").write_text("{not json")
+    assert outbox.load_backoff(queued) is None  # unreadable: retried as new, never a crash
+    outbox.save_backoff(queued, Backoff(1, time.monotonic() - 5, "refused"))
+    assert outbox.load_backoff(queued).due <= time.monotonic()  # type: ignore[union-attr]  # overdue: due now
+    outbox.delivered(queued)
+    assert not list(outbox.pending_dir.iterdir())
 
 
 @pytest.mark.dcmtk
@@ -109,11 +128,18 @@ def test_a_result_the_destination_refuses_is_parked_after_max_attempts(
     first = {a.path: a for a in sender.send_due()}
     assert first[good].ok and not first[refused].ok and not first[refused].link_failed
     assert outbox.pending() == [refused]
+    # The node restarts: a new sender still knows the result failed once and when to retry it.
+    due_before_restart = sender.next_due()
+    sender = sender_for(Outbox(tmp_path), orthanc.destination, RetryPolicy(0.2, 0.2, max_attempts=2),
+                        on_parked=lambda p, e, n: parked.append((p, e, n)))  # fmt: skip
+    assert sender.send_due() == []  # not due yet, even though this sender never tried it
+    assert due_before_restart is not None and sender.next_due() == pytest.approx(due_before_restart, abs=0.05)
     second = sender.send_due(now=sender.next_due())
     assert [a.ok for a in second] == [False]
     assert outbox.pending() == []
     assert [(p.name, n) for p, _, n in parked] == [(refused.name, 2)]
     assert (outbox.failed_dir / refused.name).is_file()  # set aside, not deleted
+    assert not list(outbox.pending_dir.iterdir())  # its retry record went with it
     assert len(orthanc.instances()) == 1
 
 

@@ -3,12 +3,15 @@
 A result is a DICOM file in ``outbox/`` from the moment it is created until the destination has
 stored it; the sender retries with exponential back-off, so a destination that is down (or a node
 restart) delays results but loses none. With ``max_attempts`` set, a result that keeps failing is
-moved to ``outbox-failed/`` (still on disk) instead of being retried forever.
+moved to ``outbox-failed/`` (still on disk) instead of being retried forever. A result's failed
+attempts and next retry time sit beside it (``<name>.retry.json``), so a restart neither forgets how
+often the destination refused it nor retries everything at once.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 import time
@@ -26,6 +29,14 @@ log = logging.getLogger(__name__)
 
 BATCH = 32  # results per association: bounded, so one slow batch does not hold everything up
 POLL_SECONDS = 2.0  # rescan even without a wake-up (cheap; covers files queued by a previous run)
+RETRY_SUFFIX = ".retry.json"
+
+
+@dataclass
+class Backoff:
+    attempts: int = 0
+    due: float = 0.0  # time.monotonic() before which the result is not retried
+    last_error: str = ""
 
 
 class Outbox:
@@ -54,16 +65,36 @@ class Outbox:
 
     def delivered(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+        self._retry_file(path).unlink(missing_ok=True)
 
     def park(self, path: Path) -> Path:
-        return move_durably(path, self.failed_dir)
+        parked = move_durably(path, self.failed_dir)
+        self._retry_file(path).unlink(missing_ok=True)
+        return parked
 
+    def save_backoff(self, path: Path, backoff: Backoff) -> None:
+        """Keep a result's failed attempts on disk; the due time as wall-clock time, which outlives
+        the process (monotonic time does not)."""
+        record = {
+            "attempts": backoff.attempts,
+            "due_epoch": time.time() + max(0.0, backoff.due - time.monotonic()),
+            "last_error": backoff.last_error,
+        }
+        write_durably(self._retry_file(path), json.dumps(record).encode())
 
-@dataclass
-class _Backoff:
-    attempts: int = 0
-    due: float = 0.0  # time.monotonic() before which the result is not retried
-    last_error: str = ""
+    def load_backoff(self, path: Path) -> Backoff | None:
+        """The back-off a previous run saved for this result; None if there is none (or it is
+        unreadable, in which case the result is simply retried as new)."""
+        try:
+            record = json.loads(self._retry_file(path).read_text())
+            attempts, due_epoch = int(record["attempts"]), float(record["due_epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        due = time.monotonic() + max(0.0, due_epoch - time.time())
+        return Backoff(attempts, due, str(record.get("last_error", "")))
+
+    def _retry_file(self, path: Path) -> Path:
+        return self.pending_dir / f"{path.name}{RETRY_SUFFIX}"
 
 
 class Sender:
@@ -87,8 +118,8 @@ class Sender:
         self.timeout = timeout
         self.on_delivered = on_delivered
         self.on_parked = on_parked
-        self._backoff: dict[str, _Backoff] = {}  # per result the destination refused
-        self._link = _Backoff()  # the destination as a whole (down, unreachable, rejecting us)
+        self._backoff: dict[str, Backoff] = {}  # per result the destination refused (mirrored on disk)
+        self._link = Backoff()  # the destination as a whole (down, unreachable, rejecting us)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -119,7 +150,10 @@ class Sender:
         for name in list(self._backoff):  # forget results delivered or removed elsewhere
             if name not in names:
                 del self._backoff[name]
-        due = [path for path in pending if self._backoff.get(path.name, _Backoff()).due <= now]
+        for path in pending:  # results a previous run already tried
+            if path.name not in self._backoff and (saved := self.outbox.load_backoff(path)) is not None:
+                self._backoff[path.name] = saved
+        due = [path for path in pending if self._backoff.get(path.name, Backoff()).due <= now]
         attempted: list[Delivery] = []
         for start in range(0, len(due), BATCH):
             if self._stop.is_set():
@@ -132,7 +166,7 @@ class Sender:
             if any(d.link_failed for d in deliveries):
                 self._link_failed(deliveries, time.monotonic())
                 break  # the rest of the round would fail the same way
-            self._link = _Backoff()
+            self._link = Backoff()
         return attempted
 
     def next_due(self) -> float | None:
@@ -166,7 +200,7 @@ class Sender:
         if not delivery.path.exists():  # removed by hand meanwhile: nothing left to retry
             self._backoff.pop(name, None)
             return
-        state = self._backoff.setdefault(name, _Backoff())
+        state = self._backoff.setdefault(name, Backoff())
         state.attempts += 1
         state.last_error = delivery.error or "unknown error"
         if self.retry.gives_up(state.attempts):
@@ -178,6 +212,7 @@ class Sender:
             return
         delay = self.retry.delay(state.attempts)
         state.due = now + delay
+        self.outbox.save_backoff(delivery.path, state)
         log.warning("result %s refused by %s (%s); attempt %d, retry in %.1f s",
                     name, self.destination, state.last_error, state.attempts, delay)  # fmt: skip
 
