@@ -91,7 +91,8 @@ def data_scan(
     console.print(
         f"duplicate images: {len(summary['duplicates'])} "
         f"({summary['duplicates_across_splits']} across splits); unreadable: {len(summary['unreadable'])}; "
-        f"patients in several splits: {len(summary['patients_in_several_splits'])}"
+        f"patients in several splits: {len(summary['patients_in_several_splits'])} "
+        f"({len(summary['patients_in_several_splits_same_label'])} with the same label on both sides)"
     )
 
 

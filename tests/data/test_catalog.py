@@ -81,6 +81,13 @@ def test_kermany_patient_ids_and_subtypes_come_from_file_names(kermany_manifest:
     assert kermany_manifest.summary()["patients"] < len(kermany_manifest.rows)
 
 
+def test_kermany_ids_in_both_official_splits_never_share_a_subtype(kermany_manifest: Manifest) -> None:
+    """The personN ids found in train and test are bacteria on one side and virus on the other."""
+    summary = kermany_manifest.summary()
+    assert len(summary["patients_in_several_splits"]) == 170
+    assert summary["patients_in_several_splits_same_label"] == []
+
+
 def test_kermany_paths_are_relative_to_the_root(kermany_manifest: Manifest, kermany: Path) -> None:
     row = kermany_manifest.rows[0]
     assert not Path(row.path).is_absolute() and row.path.split("/")[0] in ("train", "test")
@@ -304,3 +311,14 @@ def test_scan_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         scan(tmp_path)
     assert info.value.code == "data_empty"
+
+
+def test_ids_in_several_splits_are_told_apart_by_label(tmp_path: Path) -> None:
+    png(tmp_path / "train" / "PNEUMONIA" / "person1_bacteria_1.png", 10)
+    png(tmp_path / "test" / "PNEUMONIA" / "person1_bacteria_2.png", 20)  # same child, same disease: a leak
+    png(tmp_path / "train" / "PNEUMONIA" / "person2_virus_3.png", 30)
+    png(tmp_path / "test" / "PNEUMONIA" / "person2_bacteria_4.png", 40)  # the id only, not the label
+    png(tmp_path / "train" / "PNEUMONIA" / "person3_virus_5.png", 50)
+    summary = scan(tmp_path).summary()
+    assert summary["patients_in_several_splits"] == ["person1", "person2"]
+    assert summary["patients_in_several_splits_same_label"] == ["person1"]

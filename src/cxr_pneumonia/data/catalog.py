@@ -85,8 +85,10 @@ class Manifest:
                     }
                 )
         patient_splits: dict[str, set[str]] = defaultdict(set)
+        label_splits: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
         for row in self.rows:
             patient_splits[row.patient_id].add(row.split or "unsplit")
+            label_splits[(row.patient_id, row.label, row.subtype)].add(row.split or "unsplit")
         return {
             "root": str(self.root),
             "version_id": self.version_id,
@@ -99,6 +101,11 @@ class Manifest:
             "duplicates": duplicates,
             "duplicates_across_splits": sum(1 for d in duplicates if d["across_splits"]),
             "patients_in_several_splits": sorted(p for p, s in patient_splits.items() if len(s) > 1),
+            # The stronger sign of a leak: the same id with the same label (and subtype) on both sides.
+            # Kermany's personN ids are shared only across subtypes (numbered per class, it seems).
+            "patients_in_several_splits_same_label": sorted(
+                {key[0] for key, s in label_splits.items() if len(s) > 1}
+            ),
             "unreadable": self.unreadable,
         }
 
