@@ -26,6 +26,7 @@ import os
 import platform
 import queue
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -167,6 +168,14 @@ class LevelResult:
         }
 
 
+def _error_code(response: httpx.Response) -> str:
+    """The stable error code of an error body (DESIGN.md), so the report says what went wrong."""
+    try:
+        return str(response.json().get("error", "?"))
+    except ValueError:
+        return "not-json"
+
+
 async def run_level(
     url: str, key: str, images: list[bytes], clients: int, seconds: float, start_index: int
 ) -> LevelResult:
@@ -198,7 +207,7 @@ async def run_level(
                     result.latencies_ms.append(elapsed)
                     result.refused += 1  # the model's answer "not a chest X-ray it may read": not an error
                 else:
-                    kind = f"http_{response.status_code}"
+                    kind = f"http_{response.status_code}:{_error_code(response)}"
                     result.errors[kind] = result.errors.get(kind, 0) + 1
 
     began = time.perf_counter()
@@ -300,7 +309,8 @@ def main() -> None:
         try:
             key = api_key(server)
             warm = asyncio.run(run_level(server.url, key, images, 2, 3.0, 0))  # sessions, allocators, pages
-            levels, offset, ids = [], 0, list(warm.accepted_ids)
+            levels: list[dict[str, Any]] = []
+            offset, ids = 0, list(warm.accepted_ids)
             for clients in args.concurrency:
                 level = asyncio.run(run_level(server.url, key, images, clients, args.seconds, offset))
                 offset += len(level.latencies_ms) + sum(level.errors.values())
@@ -311,6 +321,9 @@ def main() -> None:
                 model_id = client.get(f"{API}/models/current").json()["model_id"]
         finally:
             stop_server(server)
+            if any(level["errors"] for level in levels):  # keep the server's log: it says why
+                args.out.mkdir(parents=True, exist_ok=True)
+                shutil.copy(Path(tmp) / "serve.stderr", args.out / "api_load.serve.log")
         database = check_database(server, ids)
 
     by_clients = {level["clients"]: level for level in levels}
