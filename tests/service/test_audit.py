@@ -118,6 +118,10 @@ def test_audit_api_filters_and_csv(busy: Service) -> None:
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert rows[0]["seq"] == "1" and {"actor", "action", "hash", "prev_hash"} <= set(rows[0])
+    newest = busy.client.get(f"{API}/audit", params={"order": "newest", "limit": 3}, headers=auditor).json()
+    seqs = [item["seq"] for item in newest["items"]]
+    assert seqs == sorted(seqs, reverse=True) and seqs[0] == newest["total"]  # the latest event first
+    assert busy.client.get(f"{API}/audit", params={"order": "sideways"}, headers=auditor).status_code == 422
     verify = busy.client.get(f"{API}/audit/verify", headers=busy.key("admin")).json()
     assert verify["ok"] is True and verify["head_hash"]
     assert busy.client.get(f"{API}/audit", headers=busy.key("clinician")).status_code == 403

@@ -220,11 +220,11 @@ class EventFilter:
 
 
 def list_events(
-    session: Session, where: EventFilter, *, limit: int, offset: int
+    session: Session, where: EventFilter, *, limit: int, offset: int, newest_first: bool = False
 ) -> tuple[list[AuditEvent], int]:
-    """A page in chain order (oldest first, as an auditor reads a ledger) and the total count."""
+    """A page in chain order (oldest first, as an auditor reads a ledger) or, for a screen that
+    opens on what just happened, newest first; and the total count."""
     total = session.scalar(where.apply(select(func.count()).select_from(AuditEvent))) or 0
-    rows = session.scalars(
-        where.apply(select(AuditEvent)).order_by(AuditEvent.seq).limit(limit).offset(offset)
-    )
+    order = AuditEvent.seq.desc() if newest_first else AuditEvent.seq
+    rows = session.scalars(where.apply(select(AuditEvent)).order_by(order).limit(limit).offset(offset))
     return list(rows), int(total)

@@ -51,10 +51,16 @@ def list_audit(
     until: Annotated[Moment | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+    order: Annotated[
+        Literal["oldest", "newest"],
+        Query(description="oldest: chain order, as a ledger reads; newest: latest first"),
+    ] = "oldest",
     format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet-safe export")] = "json",
 ) -> AuditPage | Response:
     where = audit_chain.EventFilter(action=action, actor=actor, outcome=outcome, since=since, until=until)
-    events, total = audit_chain.list_events(session, where, limit=limit, offset=offset)
+    events, total = audit_chain.list_events(
+        session, where, limit=limit, offset=offset, newest_first=order == "newest"
+    )
     items = [audit_event_out(e) for e in events]
     audit_read(session, state, ctx, principal, "read_audit", {"returned": len(items), "format": format})
     if format == "json":
