@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     dicom_timeout_seconds: float = 30.0  # association and DIMSE timeouts towards the destination
     dicom_keep_received: bool = False  # keep received instances (spool/kept) after processing
     dicom_refusal_sr: bool = False  # send an SR saying why an instance was not analysed
+    dicom_tls: bool = False  # listen with TLS only (needs the certificate and key below)
+    dicom_destination_tls: bool = False  # send results to the destination over TLS
+    dicom_tls_cert: Path | None = None  # this node's certificate chain, PEM
+    dicom_tls_key: Path | None = None  # its private key, PEM (unencrypted)
+    dicom_tls_ca: Path | None = (
+        None  # CA bundle of the peers; when listening, callers must present a cert it signed
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -35,11 +35,11 @@ def orthanc_binary() -> str:
 def orthanc_factory(orthanc_binary: str, tmp_path: Path) -> Iterator[Any]:
     started: list[Orthanc] = []
 
-    def make(node_port: int = 0, *, start: bool = True) -> Orthanc:
+    def make(node_port: int = 0, *, start: bool = True, extra: dict[str, Any] | None = None) -> Orthanc:
         # Orthanc accepts stores from any AE by default; naming the node as a peer is what a real
         # PACS needs anyway (and what lets Orthanc query or echo it).
         pacs = Orthanc(
-            orthanc_binary, tmp_path / f"orthanc{len(started)}", {"cxr": (NODE_AE, node_port or 104)}
+            orthanc_binary, tmp_path / f"orthanc{len(started)}", {"cxr": (NODE_AE, node_port or 104)}, extra
         )
         started.append(pacs)
         if start:

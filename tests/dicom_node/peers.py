@@ -32,7 +32,9 @@ def find_binary(name: str) -> str | None:
 class Orthanc:
     """One Orthanc process with its own storage, on loopback ports; restartable with the same state."""
 
-    def __init__(self, binary: str, root: Path, peers: dict[str, tuple[str, int]]) -> None:
+    def __init__(
+        self, binary: str, root: Path, peers: dict[str, tuple[str, int]], extra: dict[str, Any] | None = None
+    ) -> None:
         self.binary = binary
         self.root = root
         self.dicom_port = free_port()
@@ -54,6 +56,7 @@ class Orthanc:
             "Plugins": [],
             "SaveJobs": False,
             "StableAge": 1,
+            **(extra or {}),
         }
         self.config.write_text(json.dumps(config, indent=2))
         self.process: subprocess.Popen[bytes] | None = None
@@ -138,8 +141,22 @@ _PROPOSE = {
 }
 
 
+def tls_arguments(tls: tuple[Path, Path, Path] | None) -> list[str]:
+    """dcmtk's options for an authenticated TLS connection: (private key, certificate, trusted CA)."""
+    if tls is None:
+        return []
+    key, cert, ca = tls
+    return ["+tls", str(key), str(cert), "+cf", str(ca)]
+
+
 def storescu(
-    dcmtk: dict[str, str], port: int, files: list[Path], *, calling: str = SENDER_AE, called: str = NODE_AE
+    dcmtk: dict[str, str],
+    port: int,
+    files: list[Path],
+    *,
+    calling: str = SENDER_AE,
+    called: str = NODE_AE,
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Send ``files`` with dcmtk's storescu in their own transfer syntaxes (one run per syntax); the
     result's returncode is the first failure's, its output all runs' output."""
@@ -152,7 +169,7 @@ def storescu(
     runs = []
     for option, paths in groups.items():
         command = [dcmtk["storescu"], "-aet", calling, "-aec", called, "--required", option,
-                   "127.0.0.1", str(port), *map(str, paths)]  # fmt: skip
+                   *tls_arguments(tls), "127.0.0.1", str(port), *map(str, paths)]  # fmt: skip
         runs.append(subprocess.run(command, capture_output=True, text=True, timeout=180, check=False))
     failed = [run for run in runs if run.returncode != 0]
     return subprocess.CompletedProcess(
@@ -164,9 +181,14 @@ def storescu(
 
 
 def echoscu(
-    dcmtk: dict[str, str], port: int, *, calling: str = SENDER_AE, called: str = NODE_AE
+    dcmtk: dict[str, str],
+    port: int,
+    *,
+    calling: str = SENDER_AE,
+    called: str = NODE_AE,
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    command = [dcmtk["echoscu"], "-aet", calling, "-aec", called, "127.0.0.1", str(port)]
+    command = [dcmtk["echoscu"], "-aet", calling, "-aec", called, *tls_arguments(tls), "127.0.0.1", str(port)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -109,3 +109,15 @@ def test_a_malformed_destination_stops_the_command_with_a_clear_error(tmp_path: 
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 2
     assert "dicom_config" in result.stderr and "AE@HOST:PORT" in result.stderr
+
+
+def test_tls_options_reach_the_command_and_a_missing_key_is_a_clear_error(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
+    env["CXR_DATA_DIR"] = str(tmp_path)
+    cert = tmp_path / "node.crt"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    result = subprocess.run([*cxr_command(), "dicom-node", "--tls", "--tls-cert", str(cert)], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "dicom_tls_config" in result.stderr and "private key" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -38,6 +38,22 @@ def dicom_node(
     retry_max_attempts: Annotated[
         int | None, typer.Option(help="park a result after this many refusals (0: never)")
     ] = None,
+    tls: Annotated[
+        bool | None, typer.Option("--tls/--no-tls", help="listen with TLS only [CXR_DICOM_TLS]")
+    ] = None,
+    destination_tls: Annotated[
+        bool | None,
+        typer.Option(
+            "--destination-tls/--no-destination-tls", help="send results over TLS [CXR_DICOM_DESTINATION_TLS]"
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="this node's certificate, PEM [CXR_DICOM_TLS_CERT]")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="its private key, PEM [CXR_DICOM_TLS_KEY]")] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="CA bundle the peers' certificates must chain to [CXR_DICOM_TLS_CA]")
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="model package [CXR_MODEL_PATH]")] = None,
 ) -> None:
     """Receive radiographs from a PACS over DICOM; send back a Structured Report and a Secondary
@@ -79,6 +95,11 @@ def dicom_node(
             retry_initial_seconds=retry_initial,
             retry_max_seconds=retry_max,
             retry_max_attempts=retry_max_attempts,
+            listen_tls=tls,
+            destination_tls=destination_tls,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_ca=tls_ca,
         )
         node = DicomNode.from_settings(settings, options)
         host, bound = node.start()
@@ -93,7 +114,10 @@ def dicom_node(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     target = options.destination or "nowhere yet (results wait in the outbox)"
-    typer.echo(f"DICOM node {options.ae_title} listening on {host}:{bound}; results to {target}", err=True)
+    over = " over TLS" if options.listen_tls else ""
+    typer.echo(
+        f"DICOM node {options.ae_title} listening on {host}:{bound}{over}; results to {target}", err=True
+    )
     try:
         stop.wait()
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import CXRError
+from .tls import TlsOptions
 
 # PS3.5 6.2: an AE title is 1-16 characters of the default repertoire, no backslash, no control
 # characters; leading and trailing spaces are not significant.
@@ -80,13 +81,16 @@ class NodeOptions:
     timeout_seconds: float
     keep_received: bool
     refusal_sr: bool
+    tls: TlsOptions | None = None  # certificate, key and trusted CA, when any is configured
+    listen_tls: bool = False  # accept associations over TLS only
+    destination_tls: bool = False  # send results over TLS
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> NodeOptions:
         """Options from Settings; keyword overrides (the CLI's; None means "not given") win.
 
         Overrides are NodeOptions fields, plus ``retry_initial_seconds``, ``retry_max_seconds`` and
-        ``retry_max_attempts`` for the retry policy.
+        ``retry_max_attempts`` for the retry policy and ``tls_cert``, ``tls_key``, ``tls_ca`` for TLS.
         """
         given = {key: value for key, value in overrides.items() if value is not None}
         accept = given.pop("accept_aes", None)
@@ -111,6 +115,9 @@ class NodeOptions:
             timeout_seconds=given.pop("timeout_seconds", settings.dicom_timeout_seconds),
             keep_received=given.pop("keep_received", settings.dicom_keep_received),
             refusal_sr=given.pop("refusal_sr", settings.dicom_refusal_sr),
+            tls=_tls_files(given, settings),
+            listen_tls=given.pop("listen_tls", settings.dicom_tls),
+            destination_tls=given.pop("destination_tls", settings.dicom_destination_tls),
         )
         if given:
             raise ConfigError(f"unknown DICOM node option(s): {', '.join(sorted(given))}")
@@ -120,4 +127,26 @@ class NodeOptions:
             raise ConfigError("retry delays must be positive, and the longest at least the first")
         if options.retry.max_attempts < 0:
             raise ConfigError("retry max attempts must be 0 (never give up) or more")
+        _check_tls(options)
         return options
+
+
+def _tls_files(given: dict[str, Any], settings: Settings) -> TlsOptions | None:
+    cert = given.pop("tls_cert", settings.dicom_tls_cert)
+    key = given.pop("tls_key", settings.dicom_tls_key)
+    ca = given.pop("tls_ca", settings.dicom_tls_ca)
+    if cert is None and key is None and ca is None:
+        return None
+    return TlsOptions(cert, key, ca)
+
+
+def _check_tls(options: NodeOptions) -> None:
+    """Build the TLS contexts once now, so a bad certificate stops the start, not the first send."""
+    if options.listen_tls:
+        if options.tls is None:
+            raise ConfigError("listening with TLS needs this node's certificate and private key")
+        options.tls.server_context()
+    if options.destination_tls:
+        if options.destination is None:
+            raise ConfigError("TLS towards the destination needs a destination")
+        (options.tls or TlsOptions(None, None, None)).client_context()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -110,8 +111,10 @@ class Sender:
         timeout: float,
         on_delivered: Callable[[Path], None] | None = None,
         on_parked: Callable[[Path, str, int], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.outbox = outbox
+        self.tls = tls
         self.destination = destination
         self.calling_ae = calling_ae
         self.retry = retry
@@ -159,7 +162,9 @@ class Sender:
             if self._stop.is_set():
                 break
             batch = due[start : start + BATCH]
-            deliveries = store_files(batch, self.destination, self.calling_ae, timeout=self.timeout)
+            deliveries = store_files(
+                batch, self.destination, self.calling_ae, timeout=self.timeout, tls=self.tls
+            )
             attempted += deliveries
             for delivery in deliveries:
                 self._settle(delivery, time.monotonic())

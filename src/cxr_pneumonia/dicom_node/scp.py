@@ -64,11 +64,16 @@ class StorageSCP:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
-        server = ae.start_server((self.options.bind, self.options.port), block=False, evt_handlers=handlers)
+        tls = self.options.tls.server_context() if self.options.listen_tls and self.options.tls else None
+        server = ae.start_server(
+            (self.options.bind, self.options.port), block=False, evt_handlers=handlers, ssl_context=tls
+        )
         assert server is not None  # non-blocking start always returns the server
         self._server = server
         host, port = server.server_address[:2]
-        log.info("DICOM node %s listening on %s:%s", self.options.ae_title, host, port)
+        log.info(
+            "DICOM node %s listening on %s:%s%s", self.options.ae_title, host, port, " (TLS)" if tls else ""
+        )
         return str(host), int(port)
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,15 @@ class Delivery:
 
 
 def store_files(
-    paths: Sequence[Path], destination: Destination, calling_ae: str, *, timeout: float
+    paths: Sequence[Path],
+    destination: Destination,
+    calling_ae: str,
+    *,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> list[Delivery]:
-    """Send ``paths`` to ``destination``; one Delivery per path, in order. Never raises for network
-    or peer trouble: the caller decides about retries from the errors."""
+    """Send ``paths`` to ``destination`` (over TLS when ``tls`` is given); one Delivery per path, in
+    order. Never raises for network or peer trouble: the caller decides about retries from the errors."""
     headers: dict[Path, tuple[str, str]] = {}
     results: dict[Path, Delivery] = {}
     for path in paths:
@@ -46,12 +52,16 @@ def store_files(
         except (InvalidDicomError, OSError, AttributeError) as exc:
             results[path] = Delivery(path, f"unreadable result file: {exc}")
     if headers:
-        results.update(_send(headers, destination, calling_ae, timeout))
+        results.update(_send(headers, destination, calling_ae, timeout, tls))
     return [results[path] for path in paths]
 
 
 def _send(
-    headers: dict[Path, tuple[str, str]], destination: Destination, calling_ae: str, timeout: float
+    headers: dict[Path, tuple[str, str]],
+    destination: Destination,
+    calling_ae: str,
+    timeout: float,
+    tls: ssl.SSLContext | None,
 ) -> dict[Path, Delivery]:
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = timeout
@@ -66,7 +76,14 @@ def _send(
         syntaxes = sorted({ts for sop, ts in headers.values() if sop == sop_class} | set(UNCOMPRESSED))
         ae.add_requested_context(sop_class, syntaxes)
     try:
-        assoc = ae.associate(destination.host, destination.port, ae_title=destination.ae_title)
+        assoc = ae.associate(
+            destination.host,
+            destination.port,
+            ae_title=destination.ae_title,
+            tls_args=(tls, destination.host)
+            if tls is not None
+            else None,  # the name its certificate must carry
+        )
     except (OSError, RuntimeError, ValueError) as exc:  # unresolvable host name and the like
         return {
             path: Delivery(path, f"cannot reach {destination}: {exc}", link_failed=True) for path in headers
