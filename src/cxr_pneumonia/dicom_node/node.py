@@ -21,7 +21,6 @@ from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
 from .scp import StorageSCP
 from .spool import Spool
-from .tls import TlsOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +45,7 @@ class DicomNode:
                 timeout=options.timeout_seconds,
                 on_delivered=self._delivered,
                 on_parked=self._parked,
-                tls=(options.tls or TlsOptions(None, None, None)).client_context()
-                if options.destination_tls
-                else None,
+                tls=options.destination_context(),
             )
         self._queue: queue.Queue[Path | None] = queue.Queue()
         self._busy = threading.Event()

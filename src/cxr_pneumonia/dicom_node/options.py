@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,16 @@ class NodeOptions:
     listen_tls: bool = False  # accept associations over TLS only
     destination_tls: bool = False  # send results over TLS
 
+    def listening_context(self) -> ssl.SSLContext | None:
+        """The TLS context to listen with, or None for plain TCP."""
+        return self.tls.server_context() if self.listen_tls and self.tls is not None else None
+
+    def destination_context(self) -> ssl.SSLContext | None:
+        """The TLS context to send results with, or None for plain TCP."""
+        if not self.destination_tls:
+            return None
+        return (self.tls or TlsOptions(None, None, None)).client_context()
+
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> NodeOptions:
         """Options from Settings; keyword overrides (the CLI's; None means "not given") win.
@@ -142,11 +153,9 @@ def _tls_files(given: dict[str, Any], settings: Settings) -> TlsOptions | None:
 
 def _check_tls(options: NodeOptions) -> None:
     """Build the TLS contexts once now, so a bad certificate stops the start, not the first send."""
-    if options.listen_tls:
-        if options.tls is None:
-            raise ConfigError("listening with TLS needs this node's certificate and private key")
-        options.tls.server_context()
-    if options.destination_tls:
-        if options.destination is None:
-            raise ConfigError("TLS towards the destination needs a destination")
-        (options.tls or TlsOptions(None, None, None)).client_context()
+    if options.listen_tls and options.tls is None:
+        raise ConfigError("listening with TLS needs this node's certificate and private key")
+    if options.destination_tls and options.destination is None:
+        raise ConfigError("TLS towards the destination needs a destination")
+    options.listening_context()
+    options.destination_context()

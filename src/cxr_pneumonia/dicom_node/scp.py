@@ -64,7 +64,7 @@ class StorageSCP:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
-        tls = self.options.tls.server_context() if self.options.listen_tls and self.options.tls else None
+        tls = self.options.listening_context()
         server = ae.start_server(
             (self.options.bind, self.options.port), block=False, evt_handlers=handlers, ssl_context=tls
         )
