@@ -149,7 +149,7 @@ def _check_compressed_frame_size(ds: Dataset, cols: int, rows: int, limits: Limi
         fragments = generate_fragments(ds.PixelData)
         next(fragments)  # the Basic Offset Table
         first = next(fragments)
-    except (StopIteration, ValueError, TypeError) as exc:
+    except Exception as exc:  # StopIteration, ValueError, struct.error: any of them means no frame here
         raise InputError("the compressed DICOM pixel data holds no frame", code="corrupt_image") from exc
     size = declared_size(first)
     if size is None:
