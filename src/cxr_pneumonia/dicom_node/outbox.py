@@ -195,10 +195,12 @@ class Sender:
         name = delivery.path.name
         if delivery.ok:
             self._backoff.pop(name, None)
-            self.outbox.delivered(delivery.path)
             log.info("result %s delivered to %s", name, self.destination)
+            # Recorded before the file leaves the outbox: once it is gone, its delivery is on record
+            # (a crash in between sends it again, which the destination takes as the same instance).
             if self.on_delivered is not None:
                 self.on_delivered(delivery.path)
+            self.outbox.delivered(delivery.path)
             return
         if delivery.link_failed:
             return  # handled for the destination as a whole
@@ -210,10 +212,10 @@ class Sender:
         state.last_error = delivery.error or "unknown error"
         if self.retry.gives_up(state.attempts):
             self._backoff.pop(name, None)
-            self.outbox.park(delivery.path)
             log.error("result %s parked after %d attempts: %s", name, state.attempts, state.last_error)
-            if self.on_parked is not None:
+            if self.on_parked is not None:  # on record before it moves, as for a delivery
                 self.on_parked(delivery.path, state.last_error, state.attempts)
+            self.outbox.park(delivery.path)
             return
         delay = self.retry.delay(state.attempts)
         state.due = now + delay
