@@ -7,7 +7,13 @@ from collections import Counter
 import pytest
 
 from cxr_pneumonia.data.catalog import Manifest, ManifestRow
-from cxr_pneumonia.data.splits import assert_patient_disjoint, counts, patient_split, stratum
+from cxr_pneumonia.data.splits import (
+    assert_patient_disjoint,
+    counts,
+    earliest_patients_split,
+    patient_split,
+    stratum,
+)
 
 Split = tuple[list[ManifestRow], list[ManifestRow]]
 
@@ -107,3 +113,53 @@ def test_identical_images_of_different_patients_stay_on_one_side() -> None:
         sides = {any(r.path == path for r in val) for path in ("0.png", "3.png")}
         assert len(sides) == 1, f"seed {seed} put one copy in train and one in val"
         assert_patient_disjoint(train, val)
+
+
+# ---- the earliest-patients hold-out (val_strategy: earliest) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def earliest_split(train_rows: list[ManifestRow]) -> Split:
+    return earliest_patients_split(train_rows, 0.15)
+
+
+def test_earliest_split_is_patient_disjoint_and_complete(
+    train_rows: list[ManifestRow], earliest_split: Split
+) -> None:
+    train, val = earliest_split
+    assert_patient_disjoint(train, val)
+    assert sorted(r.path for r in train + val) == sorted(r.path for r in train_rows)
+
+
+def test_earliest_split_holds_out_about_15_percent_of_each_stratum(
+    train_rows: list[ManifestRow], earliest_split: Split
+) -> None:
+    # A bare personN id held out for its viral images takes its bacterial ones along (and back), so
+    # a stratum may get a few points more than its share.
+    overall = Counter(stratum(r) for r in train_rows)
+    val = Counter(stratum(r) for r in earliest_split[1])
+    for name, count in overall.items():
+        assert 0.13 <= val[name] / count <= 0.22, (name, val[name], count)
+
+
+def test_earliest_split_takes_the_lowest_ids_of_each_normal_series(earliest_split: Split) -> None:
+    """Kermany's test normals are IM-0001..0111 and NORMAL2-IM-0007..0381: the held-out train normals
+    must be the ones next to them, every one below every kept one in its series."""
+    train, val = earliest_split
+
+    def numbers(rows: list[ManifestRow], prefix: str) -> list[int]:
+        return [
+            int(r.patient_id.removeprefix(prefix))
+            for r in rows
+            if r.label == "normal" and r.patient_id.startswith(prefix)
+        ]
+
+    for prefix in ("IM-", "NORMAL2-IM-"):
+        held, kept = numbers(val, prefix), numbers(train, prefix)
+        assert held and kept
+        assert max(held) < min(kept), prefix
+
+
+def test_earliest_split_is_deterministic(train_rows: list[ManifestRow], earliest_split: Split) -> None:
+    again = earliest_patients_split(list(reversed(train_rows)), 0.15)
+    assert sorted(r.path for r in again[1]) == sorted(r.path for r in earliest_split[1])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,15 +29,65 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.92, 1.08)
     brightness: float = 0.15
     contrast: float = 0.15
+    # The stronger set (off by default, so older configs train as they did): a random crop that keeps
+    # most of the chest (area fraction range, near-square), a gamma curve (exposure and detector
+    # response), a mild blur (a softer detector) and additive noise (a noisier one).
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    gamma: float = 0.0  # gamma drawn log-uniformly in [exp(-g), exp(g)]
+    blur_probability: float = 0.0
+    noise_std: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        values = dict(data)
+        for key in ("scale", "crop_scale"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
 
-def build_augment(cfg: AugmentConfig) -> Callable[[torch.Tensor], torch.Tensor]:
-    return v2.Compose(
-        [
-            v2.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate), scale=cfg.scale),
-            v2.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast),
-        ]
-    )
+class RandomGamma(torch.nn.Module):
+    """``x ** gamma`` with log(gamma) uniform in [-g, g]: a monotone change of the exposure curve."""
+
+    def __init__(self, log_range: float) -> None:
+        super().__init__()
+        self.log_range = log_range
+
+    def forward(self, unit: torch.Tensor) -> torch.Tensor:
+        gamma = math.exp((torch.rand(()).item() * 2.0 - 1.0) * self.log_range)
+        return unit.clamp(0.0, 1.0) ** gamma
+
+
+class AdditiveNoise(torch.nn.Module):
+    """Gaussian noise of a standard deviation drawn uniformly in [0, std]."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = std
+
+    def forward(self, unit: torch.Tensor) -> torch.Tensor:
+        return unit + torch.randn_like(unit) * (torch.rand(()).item() * self.std)
+
+
+def build_augment(cfg: AugmentConfig, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    if cfg.crop_scale[0] < 1.0:
+        steps.append(
+            v2.RandomResizedCrop(size=(size, size), scale=cfg.crop_scale, ratio=(0.9, 1.1), antialias=True)
+        )
+    steps += [
+        v2.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate), scale=cfg.scale),
+        v2.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast),
+    ]
+    if cfg.gamma > 0:
+        steps.append(RandomGamma(cfg.gamma))
+    if cfg.blur_probability > 0:
+        steps.append(
+            v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.3, 1.2))], p=cfg.blur_probability)
+        )
+    if cfg.noise_std > 0:
+        steps.append(AdditiveNoise(cfg.noise_std))
+    return v2.Compose(steps)
 
 
 def decode_rows(

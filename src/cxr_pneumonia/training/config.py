@@ -27,6 +27,11 @@ class TrainConfig:
     label_smoothing: float = 0.05
     patience: int = 4  # epochs without a better validation AUROC before stopping
     val_fraction: float = 0.15
+    # "random": a seeded, stratified patient split; "earliest": the earliest patient ids of every
+    # series (data.splits.earliest_patients_split; docs/training.md says why).
+    val_strategy: str = "random"
+    # >0: validate, keep and export an exponential moving average of the weights (decay per step).
+    ema_decay: float = 0.0
     seed: int = 20261122
     threads: int = 0  # 0: all cores
     class_weighting: bool = True
@@ -44,6 +49,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["augment"]["scale"] = list(self.augment.scale)
+        data["augment"]["crop_scale"] = list(self.augment.crop_scale)
         return data
 
     @classmethod
@@ -54,10 +60,7 @@ class TrainConfig:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         values = dict(data)
         if "augment" in values and isinstance(values["augment"], dict):
-            aug = dict(values["augment"])
-            if "scale" in aug:
-                aug["scale"] = tuple(aug["scale"])
-            values["augment"] = AugmentConfig(**aug)
+            values["augment"] = AugmentConfig.from_dict(values["augment"])
         return cls(**values)
 
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..models.network import CXRNet
@@ -117,6 +118,18 @@ def validation_scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, f
     return float(nll.mean()), auc, sub
 
 
+def make_ema(model: CXRNet, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights (and BatchNorm buffers), or None when off."""
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def evaluated_model(model: CXRNet, ema: AveragedModel | None) -> CXRNet:
+    """What is validated, kept as best and exported: the EMA weights when there are some."""
+    return model if ema is None else ema.module  # type: ignore[return-value]
+
+
 def train_epochs(
     model: CXRNet,
     train_loader: DataLoader[Any],
@@ -128,6 +141,7 @@ def train_epochs(
     weights: torch.Tensor | None,
     on_epoch: Callable[[EpochRecord], None],
     on_step: Callable[[int, int, float], None],
+    ema: AveragedModel | None = None,
 ) -> TrainState:
     """Run epochs from ``state.epoch`` to ``cfg.epochs``; saves last.pt every epoch, best.pt on gain."""
     import time
@@ -157,11 +171,14 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             state.step += 1
             running += loss.item() * len(targets)
             seen += len(targets)
             on_step(batch + 1, steps_per_epoch, running / seen)
-        logits, _, targets_np = predict_logits(model, val_loader)
+        scored = evaluated_model(model, ema)
+        logits, _, targets_np = predict_logits(scored, val_loader)
         val_loss, val_auc, val_sub = validation_scores(logits, targets_np)
         record = EpochRecord(
             epoch, running / max(seen, 1), val_loss, val_auc, val_sub, lr, time.monotonic() - started
@@ -172,17 +189,24 @@ def train_epochs(
         improved = state.best_epoch == 0 or (not math.isnan(val_auc) and val_auc > state.best_auroc)
         if improved:
             state.best_auroc, state.best_epoch = val_auc, epoch
-            torch.save({"model": model.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
-        save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state)
+            torch.save({"model": scored.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
+        save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state, ema)
         on_epoch(record)
     return state
 
 
-def save_checkpoint(path: Path, model: CXRNet, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+def save_checkpoint(
+    path: Path,
+    model: CXRNet,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    ema: AveragedModel | None = None,
+) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
             "model": model.state_dict(),
+            "ema": None if ema is None else ema.state_dict(),
             "optimizer": optimizer.state_dict(),
             "state": state.__dict__,
             "rng": {
@@ -196,9 +220,13 @@ def save_checkpoint(path: Path, model: CXRNet, optimizer: torch.optim.Optimizer,
     tmp.replace(path)  # atomic: a crash mid-save never leaves a half-written checkpoint
 
 
-def load_checkpoint(path: Path, model: CXRNet, optimizer: torch.optim.Optimizer) -> TrainState:
+def load_checkpoint(
+    path: Path, model: CXRNet, optimizer: torch.optim.Optimizer, ema: AveragedModel | None = None
+) -> TrainState:
     data = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(data["model"])
+    if ema is not None and data.get("ema") is not None:
+        ema.load_state_dict(data["ema"])
     optimizer.load_state_dict(data["optimizer"])
     torch.set_rng_state(data["rng"]["torch"])
     np.random.set_state(data["rng"]["numpy"])

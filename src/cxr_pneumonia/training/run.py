@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from ..data.catalog import Manifest, scan
 from ..data.dataset import XRayTensorDataset, build_augment, decode_rows
 from ..data.labels import CLASSES
-from ..data.splits import assert_patient_disjoint, counts, patient_split
+from ..data.splits import assert_patient_disjoint, counts, earliest_patients_split, patient_split
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import build_model
@@ -44,6 +44,7 @@ from .loop import (
     TrainState,
     class_weights,
     load_checkpoint,
+    make_ema,
     predict_logits,
     seed_everything,
     train_epochs,
@@ -70,8 +71,12 @@ def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any],
     if given_val:
         train_rows = [r for r in rows if r.split != "val"]
         val_rows = given_val
-    else:
+    elif cfg.val_strategy == "earliest":
+        train_rows, val_rows = earliest_patients_split(rows, cfg.val_fraction)
+    elif cfg.val_strategy == "random":
         train_rows, val_rows = patient_split(rows, cfg.val_fraction, cfg.seed)
+    else:
+        raise DataError(f"unknown val_strategy {cfg.val_strategy!r} (random or earliest)", code="bad_config")
     if cfg.max_images and len(train_rows) > cfg.max_images:
         rng = np.random.default_rng(cfg.seed)
         keep = sorted(rng.choice(len(train_rows), cfg.max_images, replace=False).tolist())
@@ -146,7 +151,9 @@ def _train(
             manifest, val_rows, spec, lambda i: progress.update(decode_task, completed=len(train_rows) + i)
         )
 
-        train_ds = XRayTensorDataset(train_images, train_rows, spec, augment=build_augment(cfg.augment))
+        train_ds = XRayTensorDataset(
+            train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
+        )
         val_ds = XRayTensorDataset(val_images, val_rows, spec)
         generator = torch.Generator().manual_seed(cfg.seed)
         train_loader = DataLoader(
@@ -165,10 +172,11 @@ def _train(
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         weights = class_weights(train_ds.targets, len(CLASSES)) if cfg.class_weighting else None
 
+        ema = make_ema(model, cfg.ema_decay)
         state = TrainState()
         last = checkpoint_dir / "last.pt"
         if resume and last.exists():
-            state = load_checkpoint(last, model, optimizer)
+            state = load_checkpoint(last, model, optimizer, ema)
             log.info(
                 "resumed after epoch %d (best %.4f at %d)", state.epoch, state.best_auroc, state.best_epoch
             )
@@ -198,7 +206,17 @@ def _train(
             progress.reset(step_task)
 
         state = train_epochs(
-            model, train_loader, val_loader, cfg, checkpoint_dir, state, optimizer, weights, on_epoch, on_step
+            model,
+            train_loader,
+            val_loader,
+            cfg,
+            checkpoint_dir,
+            state,
+            optimizer,
+            weights,
+            on_epoch,
+            on_step,
+            ema=ema,
         )
 
         progress.add_task("calibrating and exporting", total=None, info="")
