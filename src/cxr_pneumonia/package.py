@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import numpy as np
 from .errors import ModelError
 from .imaging.preprocess import PreprocessSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # version 1 packages are read as version 2 with empty new sections
 MANIFEST_NAME = "model.json"
 ONNX_NAME = "model.onnx"
 OOD_NAME = "ood.npz"
@@ -36,6 +37,45 @@ class Calibration:
     ood_threshold: float  # Mahalanobis distance above which an input is atypical: accepted, but referred
     ood_percentile: float  # the validation percentile that ood_threshold is
     ood_refuse_threshold: float  # above this an input is refused as out of distribution
+    # Mondrian (class-conditional) conformal: one quantile per binary class ("normal", "pneumonia"),
+    # so each class gets its own coverage; None: the single marginal quantile above is used.
+    conformal_quantiles: dict[str, float] | None = None
+    # The raw Grad-CAM value that shows as full heat (the 99th percentile of raw map peaks on validation
+    # pneumonia cases): heatmaps are scaled by it, so brightness means the same on every image.
+    # None (version 1 packages): each map is scaled by its own peak.
+    heatmap_reference: float | None = None
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who the model was made for. A DICOM whose attributes fall outside is flagged
+    ``outside_intended_population`` and referred; a raster image has no such attributes, so the OOD
+    gate stands in."""
+
+    age_years: tuple[float, float] | None = None  # inclusive range
+    modalities: tuple[str, ...] = ()  # e.g. ("CR", "DX"); empty: any
+    views: tuple[str, ...] = ()  # e.g. ("AP", "PA"); empty: any
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "age_years": list(self.age_years) if self.age_years is not None else None,
+            "modalities": list(self.modalities),
+            "views": list(self.views),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Population:
+        if not data:
+            return cls()
+        age = data.get("age_years")
+        return cls(
+            age_years=(float(age[0]), float(age[1])) if age else None,
+            modalities=tuple(str(m).upper() for m in data.get("modalities", ())),
+            views=tuple(str(v).upper() for v in data.get("views", ())),
+            description=str(data.get("description", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,10 +94,41 @@ class PackageManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     code_version: str = ""
     format_version: int = FORMAT_VERSION
+    population: Population = field(default_factory=Population)
+    # Evaluations keyed by dataset version: {version: {"dataset_version", "data_source", "split",
+    # "evaluated", "metrics": {...}}}; a package can hold its test-split, site and shift evaluations.
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Lineage: {"digest", "model_id", "relation" (e.g. "recalibrated"), ...}; None for a trained package.
+    parent: dict[str, Any] | None = None
+    # Keys this version does not know, kept as they were when the manifest is rewritten.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def onnx_sha256(self) -> str:
         return self.files[ONNX_NAME]
+
+    def evaluation(self, split: str = "test", dataset_version: str | None = None) -> dict[str, Any] | None:
+        """The recorded evaluation on ``split`` of a dataset version (default: the training data's)."""
+        version = dataset_version or self.training.get("dataset_version", "")
+        return self.evaluations.get(f"{version}/{split}")
+
+    @property
+    def digest(self) -> str:
+        """The package digest: what the result cache, lineage and the registry key on."""
+        return package_digest(self)
+
+    def decision_content(self) -> dict[str, Any]:
+        """Everything in model.json that can change an answer (what it says or how it decides), and
+        the sha256 of every file beside it that can (the card cannot)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "classes": list(self.classes),
+            "preprocess": self.preprocess.to_dict(),
+            "calibration": asdict(self.calibration),
+            "population": self.population.to_dict(),
+            "files": {k: v for k, v in sorted(self.files.items()) if k != CARD_NAME},
+        }
 
     @property
     def model_id(self) -> str:
@@ -65,15 +136,29 @@ class PackageManifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        extra = data.pop("extra")
         data["classes"] = list(self.classes)
         data["preprocess"] = self.preprocess.to_dict()
-        return data
+        data["population"] = self.population.to_dict()
+        data["format_version"] = FORMAT_VERSION
+        data["digest"] = self.digest  # informative: recomputed, never trusted, on load
+        return {**extra, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PackageManifest:
         try:
-            if int(data.get("format_version", 0)) != FORMAT_VERSION:
-                raise ModelError(f"model package format {data.get('format_version')} is not {FORMAT_VERSION}")
+            version = int(data.get("format_version", 0))
+            if version not in READABLE_FORMATS:
+                raise ModelError(
+                    f"model package format {data.get('format_version')} is not one of {READABLE_FORMATS}"
+                )
+            known = {f.name for f in fields(cls)} | {"digest"}
+            metrics = dict(data.get("metrics", {}))
+            evaluations = {str(k): dict(v) for k, v in data.get("evaluations", {}).items()}
+            if version == 1 and isinstance(metrics.get("test"), dict):
+                # version 1 kept one test evaluation in metrics["test"]: file it under its dataset
+                test = metrics.pop("test")
+                evaluations.setdefault(f"{test.get('dataset_version', '')}/{test.get('split', 'test')}", test)
             return cls(
                 name=str(data["name"]),
                 version=str(data["version"]),
@@ -86,8 +171,13 @@ class PackageManifest:
                 feature_channels=int(data["feature_channels"]),
                 files={str(k): str(v) for k, v in data["files"].items()},
                 training=dict(data.get("training", {})),
-                metrics=dict(data.get("metrics", {})),
+                metrics=metrics,
+                format_version=version,
                 code_version=str(data.get("code_version", "")),
+                population=Population.from_dict(data.get("population")),
+                evaluations=evaluations,
+                parent=dict(data["parent"]) if data.get("parent") else None,
+                extra={k: v for k, v in data.items() if k not in known},
             )
         except ModelError:
             raise
@@ -117,6 +207,13 @@ class OODReference:
     def load(cls, path: Path) -> OODReference:
         with np.load(path, allow_pickle=False) as data:
             return cls(mean=data["mean"].astype(np.float64), precision=data["precision"].astype(np.float64))
+
+
+def package_digest(manifest: PackageManifest) -> str:
+    """sha256 over the canonical JSON of :meth:`PackageManifest.decision_content`. The files are in it
+    by their own sha256 (checked on open), so one hash covers every byte that can change an answer."""
+    canonical = json.dumps(manifest.decision_content(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:

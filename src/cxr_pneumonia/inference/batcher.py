@@ -46,7 +46,7 @@ class MicroBatcher:
         prepared = self.predictor.prepare(source)
         cache = self.predictor.cache
         if use_cache:
-            cached = cache.get(prepared.xray.sha256, self.predictor.model_ref.sha256)
+            cached = cache.get(prepared.xray.sha256, self.predictor.model_ref.cache_key)
             if cached is not None and cached.heatmap is not None:
                 return cached.with_cached_flag()
         future: Future[BatchResult] = Future()

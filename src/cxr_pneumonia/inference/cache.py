@@ -1,4 +1,4 @@
-"""Result cache keyed by (input sha256, model sha256): the same bytes on the same model give the
+"""Result cache keyed by (input sha256, model package digest): the same bytes on the same model give the
 same answer, so a repeated upload costs a lookup, not an inference."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .prediction import Prediction
 
 
 class ResultCache(Protocol):
-    def get(self, input_sha256: str, model_sha256: str) -> Prediction | None: ...
+    def get(self, input_sha256: str, model_key: str) -> Prediction | None: ...
 
     def put(self, prediction: Prediction) -> None: ...
 
@@ -25,8 +25,8 @@ class MemoryCache:
         self._items: OrderedDict[tuple[str, str], Prediction] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, input_sha256: str, model_sha256: str) -> Prediction | None:
-        key = (input_sha256, model_sha256)
+    def get(self, input_sha256: str, model_key: str) -> Prediction | None:
+        key = (input_sha256, model_key)
         with self._lock:
             item = self._items.get(key)
             if item is not None:
@@ -36,7 +36,7 @@ class MemoryCache:
     def put(self, prediction: Prediction) -> None:
         if self.max_items <= 0:
             return
-        key = (prediction.input_sha256, prediction.model.sha256)
+        key = (prediction.input_sha256, prediction.model.cache_key)
         with self._lock:
             self._items[key] = prediction
             self._items.move_to_end(key)
@@ -57,15 +57,15 @@ class RedisCache:
         self.ttl = ttl_seconds
         self.prefix = prefix
 
-    def _key(self, input_sha256: str, model_sha256: str) -> str:
-        return f"{self.prefix}{model_sha256}:{input_sha256}"
+    def _key(self, input_sha256: str, model_key: str) -> str:
+        return f"{self.prefix}{model_key}:{input_sha256}"
 
-    def get(self, input_sha256: str, model_sha256: str) -> Prediction | None:
-        raw = self._redis.get(self._key(input_sha256, model_sha256))
+    def get(self, input_sha256: str, model_key: str) -> Prediction | None:
+        raw = self._redis.get(self._key(input_sha256, model_key))
         if raw is None:
             return None
         return Prediction.from_dict(json.loads(raw))
 
     def put(self, prediction: Prediction) -> None:
         payload = json.dumps(prediction.to_dict(include_heatmap=True))
-        self._redis.set(self._key(prediction.input_sha256, prediction.model.sha256), payload, ex=self.ttl)
+        self._redis.set(self._key(prediction.input_sha256, prediction.model.cache_key), payload, ex=self.ttl)

@@ -24,8 +24,15 @@ class Finding:
 class ModelRef:
     name: str
     version: str
-    sha256: str
+    sha256: str  # of model.onnx: the weights
     preprocess_version: str
+    # The package digest (package.package_digest): weights, calibration, thresholds, references. Two
+    # packages with the same weights but another calibration answer differently: caches key on this.
+    digest: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        return self.digest or self.sha256
 
     @property
     def model_id(self) -> str:
@@ -117,7 +124,13 @@ class Prediction:
             prediction_set=tuple(data["prediction_set"]),
             ood_score=float(data["ood_score"]),
             ood_threshold=float(data["ood_threshold"]),
-            model=ModelRef(model["name"], model["version"], model["sha256"], model["preprocess_version"]),
+            model=ModelRef(
+                model["name"],
+                model["version"],
+                model["sha256"],
+                model["preprocess_version"],
+                model.get("digest", ""),
+            ),
             input_sha256=data["input_sha256"],
             input_meta=dict(data["input_meta"]),
             findings=tuple(Finding(**f) for f in data.get("findings", [])),

@@ -77,7 +77,9 @@ class Predictor:
         self.limits = limits or Limits.from_settings()
         self.min_side = min_side
         self.cache: ResultCache = cache if cache is not None else MemoryCache()
-        self.model_ref = ModelRef(manifest.name, manifest.version, manifest.onnx_sha256, self.spec.version)
+        self.model_ref = ModelRef(
+            manifest.name, manifest.version, manifest.onnx_sha256, self.spec.version, manifest.digest
+        )
         self._self_check()
 
     @classmethod
@@ -99,7 +101,7 @@ class Predictor:
         started = time.perf_counter()
         prepared = self.prepare(source)
         if use_cache:
-            cached = self.cache.get(prepared.xray.sha256, self.model_ref.sha256)
+            cached = self.cache.get(prepared.xray.sha256, self.model_ref.cache_key)
             if cached is not None and (cached.heatmap is not None or not heatmap):
                 return cached.with_cached_flag()
         result = self.infer([prepared], heatmap=heatmap, started=[started])[0]

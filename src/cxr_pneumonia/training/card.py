@@ -26,7 +26,7 @@ def render_card(manifest: PackageManifest) -> str:
     cal = manifest.calibration
     training = manifest.training
     val = manifest.metrics.get("validation", {})
-    test = manifest.metrics.get("test")
+    test = manifest.evaluation("test")
     counts = training.get("split_counts", {})
     cfg = training.get("config", {})
     lines = [
@@ -152,7 +152,7 @@ def render_card(manifest: PackageManifest) -> str:
 
 def _shift_warnings(manifest: PackageManifest) -> list[str]:
     """Say so where the test split fell short of what validation promised (distribution shift)."""
-    test = manifest.metrics.get("test")
+    test = manifest.evaluation("test")
     val = manifest.metrics.get("validation", {})
     if not test:
         return []

@@ -75,6 +75,28 @@ def score_rows(
     return scored
 
 
+def is_referred(predictor: Predictor, item: ScoredImage) -> bool:
+    """The refer flag the Predictor would raise for this scored image (unsure, or atypical)."""
+    assert item.probs is not None
+    return predictor.decide(float(item.probs[1] + item.probs[2]))[2] or (
+        item.ood > predictor.calibration.ood_threshold
+    )
+
+
+def answer_rates(predictor: Predictor, items: list[ScoredImage]) -> dict[str, float]:
+    """Over every input: answered without a refer flag (``unflagged_rate``: what a clinician would
+    take at face value), answered and referred, refused by the gate, unreadable."""
+    total = max(len(items), 1)
+    answered = [i for i in items if i.probs is not None and i.refusal is None]
+    referred = sum(1 for i in answered if is_referred(predictor, i))
+    return {
+        "unflagged_rate": (len(answered) - referred) / total,
+        "answered_referred_rate": referred / total,
+        "refused_rate": sum(1 for i in items if i.refusal) / total,
+        "unreadable_rate": sum(1 for i in items if i.error) / total,
+    }
+
+
 def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any]:
     """Binary pneumonia metrics at the package threshold, calibration, refer rate, coverage, subtype."""
     items = [i for i in items if i.probs is not None]
@@ -125,6 +147,11 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], list[ScoredImage]]:
     manifest = scan(data, verify=False)
+    split_note = None
+    if split not in (None, "all") and not any(r.split for r in manifest.rows):
+        # A CSV of path,label (a site's own data) has no split column: every row is evaluated.
+        split_note = f"the data has no split column, so every row was evaluated (not only {split!r})"
+        split = "all"
     rows = manifest.rows if split in (None, "all") else manifest.select(split)
     if not rows:
         raise DataError(f"no images in split {split!r} of {data}", code="data_empty")
@@ -140,6 +167,7 @@ def evaluate(
     report = {
         "model": predictor.model_ref.model_id,
         "model_sha256": predictor.model_ref.sha256,
+        "model_digest": predictor.model_ref.digest,
         "data": str(data),
         "dataset_version": manifest.version_id,
         "split": split,
@@ -148,8 +176,11 @@ def evaluate(
         "unreadable": sum(1 for i in items if i.error),
         "refused_by_gate": refusals,
         "refusal_rate": sum(refusals.values()) / total,
+        **answer_rates(predictor, items),
         **metrics_for(predictor, items),
     }
+    if split_note:
+        report["split_note"] = split_note
     if accepted and len(accepted) < len([i for i in items if i.probs is not None]):
         report["accepted_only"] = {
             k: v for k, v in metrics_for(predictor, accepted).items() if k in ("pneumonia", "subtype")
@@ -179,23 +210,31 @@ def write_outputs(report: dict[str, Any], items: list[ScoredImage], out_dir: Pat
     plot_confusion(report["pneumonia"]["confusion"], out_dir / "confusion.png")
 
 
-def record_in_package(package_dir: Path, report: dict[str, Any], command: str) -> None:
-    """Write test-split metrics into model.json and re-render the model card from it.
+def evaluation_key(report: dict[str, Any]) -> str:
+    """Evaluations are kept per dataset version and split: ``<dataset_version>/<split>``."""
+    return f"{report['dataset_version']}/{report.get('split') or 'all'}"
 
-    model.json holds the sha256 of the weights, not of itself, so the package stays verifiable.
+
+def record_in_package(package_dir: Path, report: dict[str, Any], command: str) -> None:
+    """Write an evaluation into model.json (beside the others, keyed by dataset version and split)
+    and re-render the model card from it. Evaluations are not decision content: the package digest
+    stays the same, and model.json's own sha256 is nowhere, so the package stays verifiable.
     """
+    from dataclasses import replace
+
     from ..package import CARD_NAME, ModelPackage, write_manifest
     from .card import render_card
 
     package = ModelPackage.open(package_dir)
-    if report["model_sha256"] != package.manifest.onnx_sha256:
+    made_with = report.get("model_digest") or report["model_sha256"]
+    if made_with not in (package.manifest.digest, package.manifest.onnx_sha256) or (
+        report.get("model_digest") and report["model_digest"] != package.manifest.digest
+    ):
         raise DataError("this report was made with another model", code="model_mismatch")
     summary = {k: v for k, v in report.items() if k != "reliability"}
     summary["command"] = command
-    metrics = dict(package.manifest.metrics)
-    metrics["test"] = summary
-    from dataclasses import replace
-
-    manifest = replace(package.manifest, metrics=metrics)
+    evaluations = dict(package.manifest.evaluations)
+    evaluations[evaluation_key(report)] = summary
+    manifest = replace(package.manifest, evaluations=evaluations)
     write_manifest(package_dir, manifest)
     (package_dir / CARD_NAME).write_text(render_card(manifest))
