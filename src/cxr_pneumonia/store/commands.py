@@ -233,7 +233,7 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="print JSO
         raise typer.Exit(1)
 
 
-db_app = typer.Typer(help="The database every door shares.", no_args_is_help=True)
+db_app = typer.Typer(help="The service database.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
