@@ -25,6 +25,7 @@ run: $(VENV)/.installed-base
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports --no-logo  # the layers: [tool.importlinter] in pyproject.toml
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

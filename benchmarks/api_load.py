@@ -222,9 +222,9 @@ def check_database(server: Server, ids: list[str]) -> dict[str, Any]:
     from sqlalchemy import select
 
     from cxr_pneumonia.config import Settings
-    from cxr_pneumonia.service import audit
-    from cxr_pneumonia.service.db.models import PredictionRecord
-    from cxr_pneumonia.service.store import Store
+    from cxr_pneumonia.store import audit
+    from cxr_pneumonia.store.db.models import PredictionRecord
+    from cxr_pneumonia.store.facade import Store
 
     store = Store.from_settings(Settings(_env_file=None, data_dir=server.data_dir, database_url=None))  # type: ignore[call-arg]
     with store.reading() as session:

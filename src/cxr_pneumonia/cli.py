@@ -229,7 +229,10 @@ def _open_predictor(model: Path | None) -> Predictor:
 # (one line each; keep heavy imports out of module level so `cxr predict` starts fast)
 from .service.commands import register as _register_service  # noqa: E402
 
-_register_service(app)  # serve, users, keys, audit, db
+_register_service(app)  # serve
+from .store.commands import register as _register_store  # noqa: E402
+
+_register_store(app)  # users, keys, audit, db
 from .dicom_node.commands import register as _register_dicom  # noqa: E402
 
 _register_dicom(app)  # dicom-node

@@ -121,7 +121,7 @@ def refused_files(pydicom_data_file: Any) -> dict[Path, str]:
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     from cxr_pneumonia.config import Settings
-    from cxr_pneumonia.service.store import Store
+    from cxr_pneumonia.store.facade import Store
 
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
     store = Store.from_settings(settings)

@@ -196,7 +196,7 @@ def audit_events(store: Any, action: str | None = None) -> list[Any]:
     """Audit rows written through the real Store's database."""
     from sqlalchemy import select
 
-    from cxr_pneumonia.service.db.models import AuditEvent
+    from cxr_pneumonia.store.db.models import AuditEvent
 
     with store.transaction() as session:
         query = select(AuditEvent).order_by(AuditEvent.seq)
@@ -208,7 +208,7 @@ def audit_events(store: Any, action: str | None = None) -> list[Any]:
 def prediction_records(store: Any) -> list[Any]:
     from sqlalchemy import select
 
-    from cxr_pneumonia.service.db.models import PredictionRecord
+    from cxr_pneumonia.store.db.models import PredictionRecord
 
     with store.transaction() as session:
         return list(session.scalars(select(PredictionRecord).order_by(PredictionRecord.created_at)))

@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from cxr_pneumonia.config import Settings
 from cxr_pneumonia.errors import CXRError
 from cxr_pneumonia.inference import Predictor
-from cxr_pneumonia.service import accounts
 from cxr_pneumonia.service.app import create_app
-from cxr_pneumonia.service.security.roles import Role
-from cxr_pneumonia.service.store import Store
+from cxr_pneumonia.store import accounts
+from cxr_pneumonia.store.facade import Store
+from cxr_pneumonia.store.security.roles import Role
 
 API = "/api/v1"
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from cxr_pneumonia.cli import app as cli_app
 from cxr_pneumonia.config import get_settings
-from cxr_pneumonia.service import audit
-from cxr_pneumonia.service.db.models import AuditEvent
 from cxr_pneumonia.service.routes.audit import _cell
+from cxr_pneumonia.store import audit
+from cxr_pneumonia.store.db.models import AuditEvent
 
 from .conftest import API, Service
 

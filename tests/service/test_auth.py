@@ -6,8 +6,8 @@ import stat
 
 from sqlalchemy import select
 
-from cxr_pneumonia.service.db.models import ApiKey, AuditEvent, User
 from cxr_pneumonia.service.security.tokens import TokenIssuer, signing_key
+from cxr_pneumonia.store.db.models import ApiKey, AuditEvent, User
 
 from .conftest import API, Service, assert_error_body
 

@@ -12,7 +12,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from sqlalchemy import func, select
 
-from cxr_pneumonia.service.db.models import AuditEvent, PredictionRecord
+from cxr_pneumonia.store.db.models import AuditEvent, PredictionRecord
 
 from .conftest import API, Service, assert_error_body
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cxr_pneumonia.cli import app as cli_app
 from cxr_pneumonia.config import get_settings
-from cxr_pneumonia.service.db.models import AuditEvent
+from cxr_pneumonia.store.db.models import AuditEvent
 
 from .conftest import API, Service
 

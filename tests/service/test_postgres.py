@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from cxr_pneumonia.service import audit
-from cxr_pneumonia.service.db.engine import make_engine, normalise_url
-from cxr_pneumonia.service.db.migrate import current_revision, head_revision, upgrade
-from cxr_pneumonia.service.store import Store
+from cxr_pneumonia.store import audit
+from cxr_pneumonia.store.db.engine import make_engine, normalise_url
+from cxr_pneumonia.store.db.migrate import current_revision, head_revision, upgrade
+from cxr_pneumonia.store.facade import Store
 
 from .conftest import API, Service, service_settings
 

@@ -8,8 +8,8 @@ import io
 from PIL import Image
 from sqlalchemy import select
 
-from cxr_pneumonia.service import audit
-from cxr_pneumonia.service.db.models import AuditEvent, PredictionRecord
+from cxr_pneumonia.store import audit
+from cxr_pneumonia.store.db.models import AuditEvent, PredictionRecord
 
 from .conftest import API, Service, assert_error_body
 

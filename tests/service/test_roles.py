@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from cxr_pneumonia.service.db.models import AuditEvent
+from cxr_pneumonia.store.db.models import AuditEvent
 
 from .conftest import API, Service, assert_error_body
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from cxr_pneumonia.errors import CXRError
 from cxr_pneumonia.inference import Predictor
-from cxr_pneumonia.service import audit
-from cxr_pneumonia.service.crypto import ImageCipher, ImageKeyError
-from cxr_pneumonia.service.db.models import AuditEvent, PredictionRecord, StoredImage
-from cxr_pneumonia.service.store import Store
+from cxr_pneumonia.store import audit
+from cxr_pneumonia.store.crypto import ImageCipher, ImageKeyError
+from cxr_pneumonia.store.db.models import AuditEvent, PredictionRecord, StoredImage
+from cxr_pneumonia.store.facade import Store
 
 from .conftest import API, Service, assert_error_body, service_settings
 
@@ -129,7 +129,7 @@ def test_the_storage_form_of_a_dicom_keeps_pixels_and_drops_the_header(
     dicom_chest: bytes, pydicom_data_file
 ) -> None:
     from cxr_pneumonia.imaging import load
-    from cxr_pneumonia.service.images import storage_png
+    from cxr_pneumonia.store.images import storage_png
 
     eight_bit = load(dicom_chest)
     png = storage_png(eight_bit)

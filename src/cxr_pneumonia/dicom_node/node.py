@@ -67,7 +67,7 @@ class DicomNode:
             predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
                                                min_side=settings.min_side)  # fmt: skip
         if store is None:
-            from ..service.store import Store
+            from ..store.facade import Store
 
             store = Store.from_settings(settings)
         return cls(options, predictor, store)

@@ -26,7 +26,7 @@ SOURCE = "dicom"
 
 
 class ResultStore(Protocol):
-    """What the node needs of the service's Store (``cxr_pneumonia.service.store.Store``)."""
+    """What the node needs of the shared Store (``cxr_pneumonia.store.facade.Store``)."""
 
     def record_prediction(
         self,

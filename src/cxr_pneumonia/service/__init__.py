@@ -1,6 +1,6 @@
-"""The REST service: FastAPI app factory, accounts and roles, rate limits, records, audit trail, metrics.
+"""The REST service (the HTTP door): FastAPI app factory, routes, schemas, HTTP authentication and
+tokens, rate limits, error mapping, metrics. What it stores goes through :mod:`cxr_pneumonia.store`.
 
 Kept import-light on purpose: ``cxr`` imports :mod:`.commands` at start-up, and FastAPI, SQLAlchemy and
-ONNX Runtime load only when a command that needs them runs. Entry points: :func:`.app.create_app` and
-:class:`.store.Store`.
+ONNX Runtime load only when a command that needs them runs. Entry point: :func:`.app.create_app`.
 """

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
+from ..store.facade import Store
 from . import errors, metrics
 from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -20,7 +21,6 @@ from .ratelimit import RateLimiter
 from .routes import api_router, root_router
 from .security.tokens import TokenIssuer, signing_key
 from .state import ServiceState, load_predictor
-from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     routes that need the model answer 503 (never a silent fallback).
     """
     settings = settings or Settings()
-    store = Store.from_settings(settings)
+    store = Store.from_settings(
+        settings, observer=metrics
+    )  # the store's commits feed our Prometheus counters
     model_error = None
     if predictor is None:
         predictor, model_error = load_predictor(settings)

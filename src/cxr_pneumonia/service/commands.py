@@ -1,46 +1,16 @@
-"""`cxr serve`, `cxr users`, `cxr keys`, `cxr audit`, `cxr db`: thin doors onto the service modules.
+"""`cxr serve`: the REST API's command (users, keys, audit and db are the store's: store.commands).
 
-Imported by cli.py at start-up, so only typer is imported here; everything else inside the commands.
+Imported by cli.py at start-up, so only typer is imported here; everything else inside the command.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from .store import Store
-
-ROLES = ("admin", "clinician", "auditor", "integration")
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-def _store() -> Store:
-    from ..config import get_settings
-    from .store import Store
-
-    return Store.from_settings(get_settings())
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _check_role(role: str) -> str:
-    if role not in ROLES:
-        raise typer.BadParameter(f"choose one of {', '.join(ROLES)}")
-    return role
+from ..store.commands import cli_actor, fail
 
 
 def serve(
@@ -56,15 +26,16 @@ def serve(
     prepare_multiprocess_metrics(settings, workers)  # before anything imports prometheus_client
     from ..errors import CXRError
     from ..package import ModelPackage
-    from .bootstrap import banner, ensure_admin
-    from .store import Store
+    from ..store.bootstrap import ensure_admin
+    from ..store.facade import Store
+    from .banner import banner
 
     try:
         package = ModelPackage.open(settings.model_path)
     except CXRError as exc:
-        raise _fail(f"the model package cannot be served: {exc.detail} (set CXR_MODEL_PATH)") from None
+        raise fail(f"the model package cannot be served: {exc.detail} (set CXR_MODEL_PATH)") from None
     store = Store.from_settings(settings)
-    first = ensure_admin(store, _actor())
+    first = ensure_admin(store, cli_actor())
     store.close()
     if first is not None:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -75,218 +46,5 @@ def serve(
     run(host, port, workers, settings)
 
 
-# ---- users ----------------------------------------------------------------------------------------
-users_app = typer.Typer(help="User accounts (argon2-hashed passwords).", no_args_is_help=True)
-
-
-@users_app.command("create")
-def users_create(
-    username: Annotated[str, typer.Argument(help="login name")],
-    role: Annotated[str, typer.Option(help="admin | clinician | auditor | integration")] = "clinician",
-    password_stdin: Annotated[
-        bool, typer.Option(help="read the password from stdin instead of generating one")
-    ] = False,
-) -> None:
-    """Create a user. Without --password-stdin a random password is generated and printed once."""
-    from ..errors import CXRError
-    from . import accounts
-    from . import audit as audit_chain
-    from .security.passwords import generate_password
-    from .security.roles import Role
-
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
-    store = _store()
-    try:
-        with store.transaction() as session:
-            user = accounts.create_user(
-                session, username, Role(_check_role(role)), password, created_by=_actor()
-            )
-            audit_chain.append(
-                session,
-                action="create_user",
-                actor=_actor(),
-                outcome="ok",
-                detail={"username": user.username, "role": user.role},
-            )
-    except CXRError as exc:
-        raise _fail(exc.detail) from None
-    finally:
-        store.close()
-    typer.echo(f"created {role} {username!r}")
-    if not password_stdin:
-        typer.echo(f"password (shown once): {password}")
-
-
-@users_app.command("list")
-def users_list() -> None:
-    """List users."""
-    from . import accounts
-
-    store = _store()
-    with store.reading() as session:
-        for user in accounts.list_users(session):
-            state = "active" if user.active else "disabled"
-            typer.echo(
-                f"{user.id:>4}  {user.username:<24} {user.role:<12} {state:<9} created {user.created_at:%Y-%m-%d}"
-            )
-    store.close()
-
-
-def _set_active(username: str, active: bool) -> None:
-    from ..errors import CXRError
-    from . import accounts
-    from . import audit as audit_chain
-
-    store = _store()
-    try:
-        with store.transaction() as session:
-            accounts.set_active(session, username, active)
-            audit_chain.append(
-                session,
-                action="enable_user" if active else "disable_user",
-                actor=_actor(),
-                outcome="ok",
-                detail={"username": username},
-            )
-    except CXRError as exc:
-        raise _fail(exc.detail) from None
-    finally:
-        store.close()
-    typer.echo(f"{'enabled' if active else 'disabled'} {username!r}")
-
-
-@users_app.command("disable")
-def users_disable(username: Annotated[str, typer.Argument()]) -> None:
-    """Disable a user: their tokens stop working at once."""
-    _set_active(username, False)
-
-
-@users_app.command("enable")
-def users_enable(username: Annotated[str, typer.Argument()]) -> None:
-    """Enable a disabled user again."""
-    _set_active(username, True)
-
-
-# ---- API keys -------------------------------------------------------------------------------------
-keys_app = typer.Typer(help="API keys for integrations (only their hashes are stored).", no_args_is_help=True)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="what the key is for, e.g. 'dicom-node'")],
-    role: Annotated[str, typer.Option(help="admin | clinician | auditor | integration")] = "integration",
-) -> None:
-    """Create an API key and print it once."""
-    from ..errors import CXRError
-    from . import accounts
-    from . import audit as audit_chain
-    from .security.roles import Role
-
-    store = _store()
-    try:
-        with store.transaction() as session:
-            row, token = accounts.create_key(session, name, Role(_check_role(role)), created_by=_actor())
-            audit_chain.append(
-                session,
-                action="create_key",
-                actor=_actor(),
-                outcome="ok",
-                detail={"key_id": row.id, "name": row.name, "role": row.role},
-            )
-            key_id = row.id
-    except CXRError as exc:
-        raise _fail(exc.detail) from None
-    finally:
-        store.close()
-    typer.echo(f"created {role} key {key_id} ({name})")
-    typer.echo(f"api key (shown once): {token}")
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List API keys (never their secrets)."""
-    from . import accounts
-
-    store = _store()
-    with store.reading() as session:
-        for key in accounts.list_keys(session):
-            state = "active" if key.revoked_at is None else f"revoked {key.revoked_at:%Y-%m-%d}"
-            typer.echo(f"{key.id}  {key.name:<24} {key.role:<12} {state}")
-    store.close()
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="the key id (second part of cxr_<id>_...)")],
-) -> None:
-    """Revoke an API key."""
-    from ..errors import CXRError
-    from . import accounts
-    from . import audit as audit_chain
-
-    store = _store()
-    try:
-        with store.transaction() as session:
-            accounts.revoke_key(session, key_id, revoked_by=_actor())
-            audit_chain.append(
-                session, action="revoke_key", actor=_actor(), outcome="ok", detail={"key_id": key_id}
-            )
-    except CXRError as exc:
-        raise _fail(exc.detail) from None
-    finally:
-        store.close()
-    typer.echo(f"revoked {key_id}")
-
-
-# ---- audit and database ---------------------------------------------------------------------------
-audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
-
-
-@audit_app.command("verify")
-def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Walk the audit chain; name the first event altered, removed or inserted. Exit 1 if broken."""
-    from . import audit as audit_chain
-
-    store = _store()
-    with store.reading() as session:
-        report = audit_chain.verify(session)
-    store.close()
-    if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    elif report.ok:
-        typer.echo(
-            f"intact: {report.events} events, {report.predictions} predictions checked; "
-            f"head {report.head_seq} {report.head_hash}"
-        )
-    else:
-        typer.echo(f"BROKEN ({report.problem}): {report.detail}")
-    if not report.ok:
-        raise typer.Exit(1)
-
-
-db_app = typer.Typer(help="The service database.", no_args_is_help=True)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply the Alembic migrations (also done by `cxr serve` at start)."""
-    from ..config import get_settings
-    from .db.engine import make_engine
-    from .db.migrate import current_revision, upgrade
-
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
-    typer.echo(
-        f"database at revision {current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})"
-    )
-    engine.dispose()
-
-
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
-    app.add_typer(users_app, name="users")
-    app.add_typer(keys_app, name="keys")
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(db_app, name="db")

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..inference import Predictor
-from . import accounts
+from ..store import accounts
+from ..store.facade import Store
+from ..store.security import apikeys
+from ..store.security.principal import Principal
+from ..store.security.roles import Permission
 from .exceptions import Forbidden, Unauthorized, UnknownField
-from .security import apikeys
-from .security.principal import Principal
-from .security.roles import Permission
 from .state import ServiceState
-from .store import Store
 
 API_PREFIX = "/api/v1"
 
@@ -128,7 +128,7 @@ def resolve_principal(
             principal = accounts.key_principal(session, api_key)
         else:
             claims = state.tokens.verify(token or "")
-            principal = accounts.user_principal(session, claims) if claims else None
+            principal = accounts.user_principal(session, claims.user_id, claims.username) if claims else None
     if principal is None:
         limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
         parsed = apikeys.parse(api_key) if api_key else None

@@ -1,4 +1,7 @@
-"""The service's own errors (CXRError subclasses, so they share the stable body and status mapping)."""
+"""The HTTP door's own errors (CXRError subclasses, so they share the stable body and status mapping).
+
+What the store refuses (not found, conflict, a bad account) is in :mod:`cxr_pneumonia.store.errors`.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +16,6 @@ class Unauthorized(CXRError):
 class Forbidden(CXRError):
     code = "forbidden"
     http_status = 403
-
-
-class NotFound(CXRError):
-    code = "not_found"
-    http_status = 404
-
-
-class Conflict(CXRError):
-    code = "conflict"
-    http_status = 409
-
-
-class AccountError(CXRError):
-    code = "account_error"
-    http_status = 400
 
 
 class UnknownField(CXRError):

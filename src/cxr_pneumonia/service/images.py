@@ -1,32 +1,16 @@
-"""Radiograph images for the API: lossless storage form, display PNGs and the upload preview."""
+"""Radiograph images for the API: display PNGs and the upload preview (the stored form is store.images)."""
 
 from __future__ import annotations
 
 import base64
 import io
 
-import numpy as np
 from PIL import Image
 
 from ..imaging.xray import XRay
 
 PREVIEW_MAX_SIDE = 512
 DISPLAY_MAX_SIDE = 1024
-
-
-def storage_png(xray: XRay) -> bytes:
-    """The decoded radiograph as a lossless PNG (16-bit when the source had more than 8 bits).
-
-    Stored instead of the upload so that no DICOM header (names, IDs, dates, UIDs) is ever kept.
-    """
-    if xray.meta.bit_depth > 8:
-        pixels = np.clip(np.rint(xray.pixels * 65535.0), 0, 65535).astype(np.uint16)
-        image = Image.fromarray(pixels)
-    else:
-        image = Image.fromarray(xray.to_uint8())
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _downscaled(xray: XRay, max_side: int) -> Image.Image:

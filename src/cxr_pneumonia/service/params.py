@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator
 
-from .db.base import as_utc
+from ..store.db.base import as_utc
 
 _EARLIEST, _LATEST = datetime(1970, 1, 1), datetime(2200, 1, 1)
 

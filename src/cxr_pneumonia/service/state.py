@@ -14,10 +14,10 @@ from ..errors import CXRError, ModelError
 from ..imaging.limits import Limits
 from ..inference import Predictor
 from ..inference.batcher import MicroBatcher
+from ..store.facade import Store
 from .cache import build_cache
 from .ratelimit import RateLimiter
 from .security.tokens import TokenIssuer
-from .store import Store
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import DISCLAIMER
-from .db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
+from ..store.db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
 from .deps import API_PREFIX
 from .schemas.accounts import KeyOut, UserOut
 from .schemas.audit import AuditEventOut

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
-from .. import accounts
-from .. import audit as audit_chain
+from ...store import accounts
+from ...store import audit as audit_chain
+from ...store.security.passwords import generate_password
+from ...store.security.principal import Principal
+from ...store.security.roles import Role
 from ..deps import CanManage, ContextDep, RequestContext, SessionDep, StateDep, audit_read
 from ..schemas.accounts import KeyCreatedOut, KeyCreateIn, KeyOut, UserCreatedOut, UserCreateIn, UserOut
 from ..schemas.common import AUTH, responses
-from ..security.passwords import generate_password
-from ..security.principal import Principal
-from ..security.roles import Role
 from ..state import ServiceState
 from ..views import key_out, user_out
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from .. import audit as audit_chain
+from ...store import audit as audit_chain
 from ..deps import CanReadAudit, ContextDep, SessionDep, StateDep, audit_read
 from ..params import Moment
 from ..schemas.audit import AuditPage, ChainReportOut

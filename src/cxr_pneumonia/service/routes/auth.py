@@ -7,14 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
-from .. import accounts
-from .. import audit as audit_chain
+from ...store import accounts
+from ...store import audit as audit_chain
+from ...store.errors import AccountError
+from ...store.security import passwords
+from ...store.security.roles import ROLE_PERMISSIONS
 from ..deps import ContextDep, CurrentPrincipal, StateDep, only_form_fields
-from ..exceptions import AccountError, Unauthorized
+from ..exceptions import Unauthorized
 from ..schemas.accounts import MeOut, PasswordChangeIn, TokenOut
 from ..schemas.common import AUTH, responses
-from ..security import passwords
-from ..security.roles import ROLE_PERMISSIONS
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 _OAUTH_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret")

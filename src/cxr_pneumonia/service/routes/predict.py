@@ -11,11 +11,11 @@ from ...errors import CXRError, ModelError, TooLarge
 from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
+from ...store.security.principal import Principal
 from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep, only_form_fields
 from ..images import preview_data_url
 from ..schemas.common import AUTH, ErrorBody, responses
 from ..schemas.predictions import BatchItem, BatchOut, PredictionOut
-from ..security.principal import Principal
 from ..state import ServiceState
 from ..uploads import read_capped
 from ..views import prediction_out

@@ -12,13 +12,13 @@ from ...imaging import load
 from ...imaging.limits import Limits
 from ...imaging.xray import XRay
 from ...inference.heatmap import heatmap_png, overlay_png
-from .. import audit as audit_chain
-from ..db.models import PredictionRecord
+from ...store import audit as audit_chain
+from ...store.db.models import PredictionRecord
+from ...store.errors import NotFound
+from ...store.records import PredictionFilter, add_review, get_prediction, heatmap_from_png, list_predictions
 from ..deps import CanReadHistory, CanReview, ContextDep, SessionDep, StateDep, audit_read
-from ..exceptions import NotFound
 from ..images import display_png
 from ..params import Moment, PredictionId
-from ..records import PredictionFilter, add_review, get_prediction, heatmap_from_png, list_predictions
 from ..schemas.common import AUTH, responses
 from ..schemas.predictions import PredictionOut, PredictionPage, ReviewIn, ReviewOut
 from ..state import ServiceState

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..accounts import KEY_NAME_PATTERN, USERNAME_PATTERN
-from ..security.passwords import MAX_LENGTH, MIN_LENGTH
+from ...store.accounts import KEY_NAME_PATTERN, USERNAME_PATTERN
+from ...store.security.passwords import MAX_LENGTH, MIN_LENGTH
 
 RoleName = Literal["admin", "clinician", "auditor", "integration"]
 

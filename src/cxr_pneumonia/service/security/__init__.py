@@ -1,1 +1,1 @@
-"""Credentials and roles: argon2 passwords, short-lived JWTs, hashed API keys, role permissions."""
+"""HTTP credentials: short-lived JWTs for interactive users (passwords and API keys live in store.security)."""

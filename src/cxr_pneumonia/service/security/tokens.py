@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 
 from ...config import Settings
-from ..db.base import utcnow
-from .secret_files import read_or_create
+from ...store.db.base import utcnow
+from ...store.security.secret_files import read_or_create
 
 ISSUER = "cxr-pneumonia"
 ALGORITHM = "HS256"

@@ -1,4 +1,4 @@
-"""Tables. Changing one means a new Alembic revision in service/migrations/versions."""
+"""Tables. Changing one means a new Alembic revision in store/migrations/versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Alembic, configured in code: the migrations ship inside the package (service/migrations)."""
+"""Alembic, configured in code: the migrations ship inside the package (store/migrations)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import stat
 import threading
 from pathlib import Path
 
-from cxr_pneumonia.service.security.secret_files import read_or_create
+from cxr_pneumonia.store.security.secret_files import read_or_create
 
 
 def test_concurrent_first_use_agrees_on_one_whole_secret(tmp_path: Path) -> None:

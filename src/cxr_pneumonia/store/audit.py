@@ -10,8 +10,6 @@ somewhere else, e.g. a ticket or a log collector, to anchor it.)
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -22,26 +20,10 @@ from sqlalchemy.orm import Session
 
 from .db.base import iso, utcnow
 from .db.models import AuditEvent, PredictionRecord
+from .digest import canonical_json, json_safe, prediction_digest
 
 GENESIS = "0" * 64
 _PG_CHAIN_LOCK = 0x6378_6175  # "cxau"
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def json_safe(value: Any) -> Any:
-    """What a JSON column will give back: plain types only, non-finite floats as None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -151,8 +133,6 @@ def verify(session: Session) -> ChainReport:
 def _verify_predictions(
     session: Session, report: ChainReport, audited: dict[str, tuple[int, str]]
 ) -> ChainReport:
-    from .records import prediction_digest  # records imports this module
-
     query = select(PredictionRecord).order_by(PredictionRecord.created_at).execution_options(yield_per=500)
     for row in session.scalars(query):
         report.predictions += 1

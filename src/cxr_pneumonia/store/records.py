@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import uuid
 from dataclasses import asdict, dataclass
@@ -15,9 +14,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..inference.prediction import Prediction
-from .audit import canonical_json, json_safe
-from .db.base import iso, utcnow
+from .db.base import utcnow
 from .db.models import PredictionRecord, Review
+from .digest import json_safe, prediction_digest
 
 SOURCES = ("api", "web", "dicom", "cli")
 
@@ -38,34 +37,6 @@ def heatmap_to_png(heatmap: np.ndarray) -> bytes:
 def heatmap_from_png(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-
-
-def prediction_digest(row: PredictionRecord) -> str:
-    """sha256 over everything a prediction record asserts; its audit event keeps a copy."""
-    body = {
-        "id": row.id,
-        "created_at": iso(row.created_at),
-        "caller": row.caller,
-        "source": row.source,
-        "client": row.client,
-        "request_id": row.request_id,
-        "input_sha256": row.input_sha256,
-        "model": [row.model_name, row.model_version, row.model_sha256, row.preprocess_version],
-        "label": row.label,
-        "p": [row.p_pneumonia, row.p_bacterial, row.p_viral],
-        "threshold": row.threshold,
-        "refer": row.refer,
-        "prediction_set": row.prediction_set,
-        "ood": [row.ood_score, row.ood_threshold],
-        "findings": row.findings,
-        "input_meta": row.input_meta,
-        "extra": row.extra,
-        "timings": row.timings,
-        "cached": row.cached,
-        "image_sha256": row.image_sha256,
-        "heatmap_sha256": hashlib.sha256(row.heatmap_png).hexdigest() if row.heatmap_png else None,
-    }
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def build_record(

@@ -1,10 +1,10 @@
-"""Alembic environment: run by service.db.migrate with a live connection in ``config.attributes``."""
+"""Alembic environment: run by store.db.migrate with a live connection in ``config.attributes``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from cxr_pneumonia.service.db.models import Base
+from cxr_pneumonia.store.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +21,7 @@ def run_offline() -> None:
 def run_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run migrations with `cxr db upgrade` (service.db.migrate.upgrade)")
+        raise RuntimeError("run migrations with `cxr db upgrade` (store.db.migrate.upgrade)")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

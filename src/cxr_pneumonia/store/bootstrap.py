@@ -8,9 +8,9 @@ from sqlalchemy.exc import IntegrityError
 
 from . import accounts
 from . import audit as audit_chain
+from .facade import Store
 from .security.passwords import generate_password
 from .security.roles import Role
-from .store import Store
 
 ADMIN_USERNAME = "admin"
 
@@ -39,19 +39,3 @@ def ensure_admin(store: Store, actor: str) -> FirstLogin | None:
     except IntegrityError:  # another replica starting at the same moment created it first
         return None
     return FirstLogin(ADMIN_USERNAME, password)
-
-
-def banner(login: FirstLogin, url: str) -> str:
-    rule = "=" * 72
-    return "\n".join(
-        [
-            rule,
-            "CXR Pneumonia Detector: first start. No users existed, so an administrator was created.",
-            f"    username: {login.username}",
-            f"    password: {login.password}",
-            "This password is shown ONCE and is not stored anywhere readable: keep it now, then change it",
-            f"(POST {url}/api/v1/auth/password) and create personal accounts (`cxr users create`).",
-            f"Log in: POST {url}/api/v1/auth/token (form fields username, password), or open {url}/",
-            rule,
-        ]
-    )

@@ -21,13 +21,13 @@ from ..imaging import load
 from ..imaging.limits import Limits
 from ..inference.prediction import Prediction
 from . import audit as audit_chain
-from . import metrics
 from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
 from .db.migrate import upgrade
 from .db.models import PredictionRecord, StoredImage
 from .images import storage_png
+from .observer import NoObserver, StoreObserver
 from .records import build_record
 
 log = logging.getLogger(__name__)
@@ -36,21 +36,22 @@ REFUSED_OUTCOMES = ("refused", "failed")
 
 
 class Store:
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, observer: StoreObserver | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.observer: StoreObserver = observer or NoObserver()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
+    def from_settings(cls, settings: Settings, observer: StoreObserver | None = None) -> Store:
         """Open the database named by the settings and bring its schema up to date."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
-        return cls(settings, engine)
+        return cls(settings, engine, observer)
 
     # ---- sessions -----------------------------------------------------------------------------
     @contextmanager
@@ -146,7 +147,7 @@ class Store:
             # After append: the chain lock is held, so two uploads of one image cannot both insert it.
             if sealed is not None and session.get(StoredImage, sealed.sha256) is None:
                 session.add(sealed)
-        metrics.observe_prediction(prediction, source)
+        self.observer.observe_prediction(prediction, source)
         return row
 
     def audit(
@@ -160,7 +161,7 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Commit one audit event. A refused input is recorded as action 'predict' with outcome
-        'refused' (or 'failed') and ``detail['reason']``; it is counted in the metrics as well."""
+        'refused' (or 'failed') and ``detail['reason']``; the observer counts it as well."""
         with self.transaction() as session:
             audit_chain.append(
                 session,
@@ -173,7 +174,7 @@ class Store:
             )
         if action == "predict" and outcome in REFUSED_OUTCOMES:
             info = detail or {}
-            metrics.observe_refusal(
+            self.observer.observe_refusal(
                 str(info.get("reason") or info.get("error") or "unknown"), str(info.get("source") or "api")
             )
 

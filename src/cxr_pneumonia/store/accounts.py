@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 
 from .db.base import utcnow
 from .db.models import ApiKey, User
-from .exceptions import AccountError, Conflict, NotFound
+from .errors import AccountError, Conflict, NotFound
 from .security import apikeys, passwords
 from .security.principal import Principal
 from .security.roles import Role
-from .security.tokens import TokenClaims
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,63}$"
@@ -115,10 +114,10 @@ def check_login(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-def user_principal(session: Session, claims: TokenClaims) -> Principal | None:
+def user_principal(session: Session, user_id: int, username: str) -> Principal | None:
     """The principal of a token's user if that user still exists and is active (disabling is immediate)."""
-    user = session.get(User, claims.user_id)
-    if user is None or not user.active or user.username != claims.username:
+    user = session.get(User, user_id)
+    if user is None or not user.active or user.username != username:
         return None
     return Principal("user", str(user.id), user.username, Role(user.role))
 

@@ -1,0 +1,21 @@
+"""What `cxr serve` prints on a first start: the admin login created for it, and where to use it."""
+
+from __future__ import annotations
+
+from ..store.bootstrap import FirstLogin
+
+
+def banner(login: FirstLogin, url: str) -> str:
+    rule = "=" * 72
+    return "\n".join(
+        [
+            rule,
+            "CXR Pneumonia Detector: first start. No users existed, so an administrator was created.",
+            f"    username: {login.username}",
+            f"    password: {login.password}",
+            "This password is shown ONCE and is not stored anywhere readable: keep it now, then change it",
+            f"(POST {url}/api/v1/auth/password) and create personal accounts (`cxr users create`).",
+            f"Log in: POST {url}/api/v1/auth/token (form fields username, password), or open {url}/",
+            rule,
+        ]
+    )

@@ -1,0 +1,24 @@
+"""What the store reports once a write has committed, for a door that counts it (Prometheus, in the
+REST service). The store knows no metrics library: a door hands in an observer, or nothing is counted."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..inference.prediction import Prediction
+
+
+class StoreObserver(Protocol):
+    def observe_prediction(self, prediction: Prediction, source: str) -> None: ...
+
+    def observe_refusal(self, reason: str, source: str) -> None: ...
+
+
+class NoObserver:
+    """For doors that expose no metrics (the DICOM node, the CLI)."""
+
+    def observe_prediction(self, prediction: Prediction, source: str) -> None:
+        pass
+
+    def observe_refusal(self, reason: str, source: str) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Stored credentials and what they grant: argon2 passwords, hashed API keys, roles, principals."""

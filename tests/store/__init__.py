@@ -1,0 +1,1 @@
+"""Tests of the store beneath the doors (src/cxr_pneumonia/store)."""
