@@ -236,6 +236,9 @@ _register_store(app)  # users, keys, audit, db
 from .dicom_node.commands import register as _register_dicom  # noqa: E402
 
 _register_dicom(app)  # dicom-node
+from .monitoring.commands import register as _register_monitor  # noqa: E402
+
+_register_monitor(app)  # monitor
 
 
 def main() -> None:

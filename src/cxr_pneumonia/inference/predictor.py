@@ -20,7 +20,7 @@ from ..package import ModelPackage
 from .cache import MemoryCache, ResultCache
 from .heatmap import grad_cam, normalise_and_resize, pneumonia_score_gradient
 from .prediction import Finding, ModelRef, Prediction, Timings
-from .quality import check_distribution, check_image
+from .quality import check_distribution, check_image, intensity_summary
 from .session import head_weights, open_session
 
 BatchResult = Prediction | CXRError
@@ -28,6 +28,10 @@ BatchResult = Prediction | CXRError
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def intensity(item: Prepared) -> dict[str, float]:
+    return intensity_summary(item.xray.pixels)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -42,6 +46,7 @@ class ModelOutputs:
     features: np.ndarray  # (N, C, h, w) last feature map
     probs: np.ndarray  # (N, 3) calibrated (temperature-scaled) probabilities
     ood: np.ndarray  # (N,) Mahalanobis distance to the training features
+    pooled: np.ndarray | None = None  # (N, C) globally pooled features (what the head and OOD read)
 
 
 @dataclasses.dataclass
@@ -194,7 +199,7 @@ class Predictor:
         logits, features = self.session.run(["logits", "features"], {"image": batch})
         pooled = features.mean(axis=(2, 3))
         probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
-        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled))
+        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled), pooled)
 
     def decide(self, p_pneumonia: float) -> tuple[str, tuple[str, ...], bool]:
         """(label at the package threshold, conformal prediction set, refer flag) for one image.
@@ -236,7 +241,9 @@ class Predictor:
                 normalise_and_resize(cams[i], (self.spec.size, self.spec.size)) if cams is not None else None
             )
             timings = (inference_ms, heatmap_share + _ms(t2), started[i])
-            results.append(self._assemble(item, out.probs[i], float(out.ood[i]), cam, timings))
+            prediction = self._assemble(item, out.probs[i], float(out.ood[i]), cam, timings)
+            pooled = out.pooled[i] if out.pooled is not None else None
+            results.append(dataclasses.replace(prediction, pooled_features=pooled, intensity=intensity(item)))
         return results
 
     def _assemble(

@@ -15,11 +15,13 @@ from ..data.labels import CLASSES
 from ..imaging.preprocess import PreprocessSpec
 from ..models.export import export_onnx, parity_check
 from ..models.network import BackboneInfo, CXRNet
+from ..monitoring.packaging import attach_while_making
 from ..package import (
     CARD_NAME,
     ONNX_NAME,
     OOD_NAME,
     Calibration,
+    ModelPackage,
     PackageManifest,
     sha256_file,
     write_manifest,
@@ -104,6 +106,10 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
         code_version=__version__,
     )
     write_manifest(package_dir, manifest)
+    if attach_while_making(package_dir, inputs.ood_val):  # the production monitor's reference
+        manifest = ModelPackage.open(package_dir).manifest
+    else:
+        log.warning("too few validation images for a monitoring reference; the package has none")
     (package_dir / CARD_NAME).write_text(render_card(manifest))
     log.info("model package %s written to %s", manifest.model_id, package_dir)
     return manifest

@@ -1,0 +1,106 @@
+"""Two-sample tests, each suited to one kind of statistic, and the multiple-testing correction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+
+def ks_test(reference: np.ndarray, window: np.ndarray) -> tuple[float, float]:
+    """(KS statistic, p-value) of a numeric statistic; asymptotic p (exact is slow and ties abound)."""
+    result = sps.ks_2samp(reference, window, method="asymp")
+    return float(result.statistic), float(result.pvalue)
+
+
+def chi_square_test(reference: dict[str, int], window: Sequence[str]) -> tuple[float, float]:
+    """(Pearson chi-square, p-value) of a categorical statistic against the reference's frequencies.
+
+    Half a count is added to every category of either side, so a value the reference never saw has a
+    small but non-zero expected frequency (a jpeg-only reference meeting PNGs gives a huge statistic)."""
+    counts = Counter(window)
+    categories = sorted(set(reference) | set(counts))
+    if len(categories) < 2:
+        return 0.0, 1.0
+    ref = np.array([reference.get(c, 0) + 0.5 for c in categories], dtype=np.float64)
+    observed = np.array([counts.get(c, 0) for c in categories], dtype=np.float64)
+    expected = ref / ref.sum() * observed.sum()
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    return statistic, float(sps.chi2.sf(statistic, len(categories) - 1))
+
+
+def proportion_test(reference_rate: float, reference_n: int, successes: int, n: int) -> tuple[float, float]:
+    """(window rate - reference rate, two-sided p) by a two-proportion z test (pooled variance): the
+    reference rate is itself estimated from a few hundred images."""
+    if n == 0:
+        return 0.0, 1.0
+    rate = successes / n
+    pooled = (reference_rate * reference_n + successes) / (reference_n + n)
+    variance = pooled * (1.0 - pooled) * (1.0 / reference_n + 1.0 / n)
+    if variance <= 0:
+        return rate - reference_rate, 1.0
+    z = (rate - reference_rate) / np.sqrt(variance)
+    return float(rate - reference_rate), float(2.0 * sps.norm.sf(abs(z)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error control, no independence assumed)."""
+    m = len(p_values)
+    order = np.argsort(p_values)
+    adjusted = np.empty(m, dtype=np.float64)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+class MMDTest:
+    """Maximum mean discrepancy with an RBF kernel between a window and the reference features.
+
+    The reference is split in two halves: one the windows are compared with, the other to draw
+    same-size windows from under the null, once per window size. A p-value then costs one
+    (n x reference) kernel block, well under a millisecond."""
+
+    def __init__(self, features: np.ndarray, *, null_draws: int = 400, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(features.shape[0])
+        half = features.shape[0] // 2
+        self.base = features[order[:half]]
+        self.pool = features[order[half:]]
+        sample = self.base[rng.choice(self.base.shape[0], min(200, self.base.shape[0]), replace=False)]
+        distances = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1))
+        self.gamma = 1.0 / (2.0 * float(np.median(distances[distances > 0])) ** 2)  # median heuristic
+        self.base_term = float(self._kernel(self.base, self.base).mean())
+        self.null_draws = null_draws
+        self._rng = rng
+        self._nulls: dict[int, np.ndarray] = {}
+
+    def _kernel(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.exp(-self.gamma * np.maximum(squared, 0.0))
+
+    def statistic(self, window: np.ndarray) -> float:
+        """Biased MMD^2 between the window and the base half."""
+        within = float(self._kernel(window, window).mean())
+        across = float(self._kernel(window, self.base).mean())
+        return within + self.base_term - 2.0 * across
+
+    def null(self, n: int) -> np.ndarray:
+        if n not in self._nulls:
+            size = min(n, self.pool.shape[0])
+            self._nulls[n] = np.array(
+                [
+                    self.statistic(self.pool[self._rng.choice(self.pool.shape[0], size, replace=False)])
+                    for _ in range(self.null_draws)
+                ]
+            )
+        return self._nulls[n]
+
+    def test(self, window: np.ndarray) -> tuple[float, float]:
+        """(MMD^2, permutation-style p-value) of a window of projected features."""
+        observed = self.statistic(window)
+        null = self.null(min(window.shape[0], self.pool.shape[0]))
+        return observed, float((1 + np.count_nonzero(null >= observed)) / (1 + null.size))
