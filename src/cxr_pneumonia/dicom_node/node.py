@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Settings
 from ..inference import Predictor
+from ..monitoring.online import OnlineMonitor
 from .options import NodeOptions
 from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
@@ -51,6 +52,7 @@ class DicomNode:
         self._busy = threading.Event()
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
+        self.monitor: OnlineMonitor | None = None  # set by from_settings (monitoring/online.py)
 
     @classmethod
     def from_settings(
@@ -66,11 +68,16 @@ class DicomNode:
         if predictor is None:
             predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
                                                min_side=settings.min_side)  # fmt: skip
-        if store is None:
-            from ..store.facade import Store
+        from ..store.facade import Store
 
+        if store is None:
             store = Store.from_settings(settings)
-        return cls(options, predictor, store)
+        node = cls(options, predictor, store)
+        if isinstance(store, Store):  # drift monitoring, shared with the service through the database
+            from ..monitoring.provide import start_monitor
+
+            node.monitor = start_monitor(store, predictor, settings)
+        return node
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -102,6 +109,8 @@ class DicomNode:
             self._worker = None
         if self.sender is not None:
             self.sender.stop()
+        if self.monitor is not None:
+            self.monitor.close()
 
     def __enter__(self) -> DicomNode:
         self.start()

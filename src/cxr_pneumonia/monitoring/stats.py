@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import chdtrc
 
 
 def ks_test(reference: np.ndarray, window: np.ndarray) -> tuple[float, float]:
-    """(KS statistic, p-value) of a numeric statistic; asymptotic p (exact is slow and ties abound)."""
-    result = sps.ks_2samp(reference, window, method="asymp")
-    return float(result.statistic), float(result.pvalue)
+    """(KS statistic, p-value) of a numeric statistic, two-sided.
+
+    The p-value is the asymptotic Kolmogorov distribution with Stephens' small-sample correction
+    (accurate to a few percent from n = 5), in numpy: scipy's ks_2samp costs milliseconds per call in
+    argument handling and exact-distribution code, and the monitor runs a dozen of them per evaluation."""
+    a = np.sort(np.asarray(reference, dtype=np.float64))
+    b = np.sort(np.asarray(window, dtype=np.float64))
+    n, m = a.size, b.size
+    if n == 0 or m == 0:
+        return 0.0, 1.0
+    values = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, values, side="right") / n
+    cdf_b = np.searchsorted(b, values, side="right") / m
+    statistic = float(np.max(np.abs(cdf_a - cdf_b)))
+    root = np.sqrt(n * m / (n + m))
+    return statistic, kolmogorov_sf((root + 0.12 + 0.11 / root) * statistic)
+
+
+def kolmogorov_sf(x: float) -> float:
+    """P(K > x) for the Kolmogorov distribution: 2 * sum (-1)^(k-1) exp(-2 k^2 x^2)."""
+    if x < 0.27:  # the series converges slowly there and the answer is 1 to 1e-6
+        return 1.0
+    k = np.arange(1, 101, dtype=np.float64)
+    total = 2.0 * float(np.sum((-1.0) ** (k - 1) * np.exp(-2.0 * k * k * x * x)))
+    return min(1.0, max(0.0, total))
 
 
 def chi_square_test(reference: dict[str, int], window: Sequence[str]) -> tuple[float, float]:
@@ -28,7 +51,7 @@ def chi_square_test(reference: dict[str, int], window: Sequence[str]) -> tuple[f
     observed = np.array([counts.get(c, 0) for c in categories], dtype=np.float64)
     expected = ref / ref.sum() * observed.sum()
     statistic = float(((observed - expected) ** 2 / expected).sum())
-    return statistic, float(sps.chi2.sf(statistic, len(categories) - 1))
+    return statistic, float(chdtrc(len(categories) - 1, statistic))  # chi2.sf without its overhead
 
 
 def proportion_test(reference_rate: float, reference_n: int, successes: int, n: int) -> tuple[float, float]:
@@ -42,7 +65,7 @@ def proportion_test(reference_rate: float, reference_n: int, successes: int, n: 
     if variance <= 0:
         return rate - reference_rate, 1.0
     z = (rate - reference_rate) / np.sqrt(variance)
-    return float(rate - reference_rate), float(2.0 * sps.norm.sf(abs(z)))
+    return float(rate - reference_rate), float(math.erfc(abs(z) / math.sqrt(2.0)))  # 2 * norm.sf(|z|)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
+from ..monitoring.provide import card_sensitivity, start_monitor
 from ..store.facade import Store
 from . import errors, metrics
 from .deps import API_PREFIX
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         predictor, model_error = load_predictor(settings)
     if predictor is not None:
         metrics.set_model(predictor.model_ref)
+        metrics.set_card(predictor.model_ref.model_id, card_sensitivity(predictor))
+    # the store's commits and refusals also feed the drift monitor (a background writer)
+    monitor = start_monitor(store, predictor, settings, metrics.MonitorMetrics())
+    metrics.set_monitor_active(monitor is not None)
     state = ServiceState(
         settings=settings,
         store=store,
@@ -57,11 +62,14 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
         predictor=predictor,
         model_error=model_error,
+        monitor=monitor,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        if monitor is not None:
+            monitor.close()
         store.close()
 
     # Hospital networks are often cut off from the internet: the docs pages' scripts are served by us.

@@ -14,6 +14,7 @@ from ..errors import CXRError, ModelError
 from ..imaging.limits import Limits
 from ..inference import Predictor
 from ..inference.batcher import MicroBatcher
+from ..monitoring.online import OnlineMonitor
 from ..store.facade import Store
 from .cache import build_cache
 from .ratelimit import RateLimiter
@@ -30,6 +31,7 @@ class ServiceState:
     tokens: TokenIssuer
     predictor: Predictor | None
     model_error: str | None = None
+    monitor: OnlineMonitor | None = None  # drift monitoring of the served model (monitoring/online.py)
     slots: threading.BoundedSemaphore = field(init=False)
 
     batcher: MicroBatcher | None = field(init=False, default=None)

@@ -22,3 +22,18 @@ class NoObserver:
 
     def observe_refusal(self, reason: str, source: str) -> None:
         pass
+
+
+class Observers:
+    """Several observers in order (the service's metrics, then the drift monitor)."""
+
+    def __init__(self, *observers: StoreObserver) -> None:
+        self.observers = observers
+
+    def observe_prediction(self, prediction: Prediction, source: str) -> None:
+        for observer in self.observers:
+            observer.observe_prediction(prediction, source)
+
+    def observe_refusal(self, reason: str, source: str) -> None:
+        for observer in self.observers:
+            observer.observe_refusal(reason, source)
