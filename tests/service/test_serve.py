@@ -39,13 +39,16 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, model: Path, *extra: str) -> Iterator[Server]:
+def serving(
+    tmp_path: Path, model: Path, *extra: str, env_extra: dict[str, str] | None = None
+) -> Iterator[Server]:
     port = _free_port()
     env = {
         **env_without_cxr(),
         "CXR_DATA_DIR": str(tmp_path / "data"),
         "CXR_MODEL_PATH": str(model),
         "CXR_LOG_LEVEL": "WARNING",
+        **(env_extra or {}),
     }
     stderr = (tmp_path / "serve.stderr").open("w")
     process = subprocess.Popen(

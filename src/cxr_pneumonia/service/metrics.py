@@ -152,6 +152,14 @@ REVIEWED_SENSITIVITY = Gauge(
     registry=REGISTRY,
     multiprocess_mode="max",
 )
+REVIEWED_SENSITIVITY_UPPER = Gauge(
+    "cxr_reviewed_sensitivity_ci95_upper",
+    "Upper end of the Wilson 95% interval of the reviewed sensitivity: under the card's value, the drop "
+    "is more than chance.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
 REVIEWED_SPECIFICITY = Gauge(
     "cxr_reviewed_specificity",
     "Specificity on clinician-reviewed predictions, by model.",
@@ -220,6 +228,9 @@ def set_reviewed(performance: list[dict]) -> None:
             value = entry.get(key)
             if entry.get("reported") and value is not None:
                 gauge.labels(model).set(float(value["value"] if isinstance(value, dict) else value))
+        interval = (entry.get("sensitivity") or {}).get("ci95") if entry.get("reported") else None
+        if interval is not None:
+            REVIEWED_SENSITIVITY_UPPER.labels(model).set(float(interval[1]))
 
 
 def set_card(model: str, sensitivity: float | None) -> None:
