@@ -125,3 +125,41 @@ def test_a_broken_database_is_a_counted_gap_never_an_error(
         assert monitor.gaps["write_error"] >= 1 and deadline_gaps >= 1
     finally:
         monitor.close()
+
+
+def test_report_from_the_database(
+    tmp_path: Path, monitored: tuple[Predictor, Reference], monitored_model_path: Path,
+    in_population_images, shifted, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from cxr_pneumonia.cli import app
+    from cxr_pneumonia.config import get_settings
+    from cxr_pneumonia.store.records import add_review, get_prediction
+
+    monkeypatch.setenv("CXR_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    store = Store.from_settings(get_settings())
+    predictor, _ = monitored
+    monitor = _monitor(store, monitored)
+    store.observer = monitor
+    for i, path in enumerate(in_population_images(30)):
+        prediction = predictor.predict(shifted(path) if i >= 15 else path, heatmap=False)
+        prediction_id = store.record_prediction(prediction, source="api", caller="test")
+        with store.transaction() as session:
+            row = get_prediction(session, prediction_id)
+            assert row is not None
+            add_review(session, row, reviewer="test", label="pneumonia" if i % 2 else "normal", subtype=None)
+        if i % 5 == 4:
+            monitor.flush()
+    store.close()
+    out = tmp_path / "report"
+    done = CliRunner().invoke(app, ["monitor", "report", "--since", "2020-01-01", "--out", str(out),
+                                    "--model", str(monitored_model_path)])  # fmt: skip
+    get_settings.cache_clear()
+    assert done.exit_code == 0, done.output
+    page = (out / "index.html").read_text()
+    assert "30 monitored inputs" in page and "30 reviewed cases" in page and "sensitivity" in page
+    for name in ("drift_over_time.png", "reliability.png", "hist_input_mean.png", "hist_p_pneumonia.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f'src="{name}"' in page

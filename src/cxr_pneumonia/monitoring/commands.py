@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -95,3 +96,38 @@ def replay_command(
         typer.echo(f"{source['path']}: images {source['start']}..{source['start'] + source['count'] - 1}")
     for test in data["tests"]:
         typer.echo(f"{test['kind']:8} {test['name']:24} first alarm: {test['first_alarm']}")
+
+
+@monitor_app.command("report")
+def report_command(
+    since: Annotated[datetime, typer.Option("--since", help="from this date or time (UTC), e.g. 2026-12-01")],
+    out: Annotated[Path, typer.Option("--out", help="directory for index.html and its PNG plots")],
+    model: Annotated[
+        Path | None, typer.Option("--model", help="the served package (default: CXR_MODEL_PATH)")
+    ] = None,
+) -> None:
+    """An HTML report from the service's database: reference vs window histograms, drift over time,
+    the newest tests, and a reliability diagram of the reviewed cases."""
+    from ..config import get_settings
+    from ..errors import CXRError
+    from ..inference import Predictor
+    from ..store.facade import Store
+    from .provide import cached_reference
+    from .report import write_report
+
+    settings = get_settings()
+    try:
+        predictor = Predictor.from_package(model or settings.model_path)
+        reference = cached_reference(predictor, settings)
+        if reference is None:
+            raise _fail("the package has no monitoring reference: make one with `cxr monitor reference`")
+        store = Store.from_settings(settings)
+        try:
+            index = write_report(store, reference, predictor.model_ref.digest, out,
+                                 since=since if since.tzinfo else since.replace(tzinfo=UTC),
+                                 alpha=settings.monitoring_alpha, min_reviews=settings.monitoring_min_reviews)  # fmt: skip
+        finally:
+            store.close()
+    except CXRError as exc:
+        raise _fail(exc.detail) from exc
+    typer.echo(str(index))
