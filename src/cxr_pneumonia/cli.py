@@ -165,6 +165,30 @@ def evaluate(
 
 
 @app.command()
+def recalibrate(
+    model: Annotated[Path, typer.Option(help="the model package to recalibrate")],
+    data: Annotated[Path, typer.Option(help="the site's labelled cases: folder or CSV (path,label,...)")],
+    out: Annotated[Path, typer.Option(help="where to write the new package (must not exist or be empty)")],
+    split: Annotated[str, typer.Option(help="rows of the data to fit on: all, or a split name")] = "all",
+    version: Annotated[str | None, typer.Option(help="the new package's version")] = None,
+) -> None:
+    """Refit temperature, threshold and conformal quantile on a site's labelled cases: a new package
+    version (same weights) whose model.json names its parent and the data."""
+    from .training.recalibrate import recalibrate as run_recalibration
+
+    try:
+        child = run_recalibration(model, data, out, split=split, version=version)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    cal = child.calibration
+    console.print(
+        f"{child.model_id} written to {out} (parent {child.parent['model_id'] if child.parent else '?'}): "
+        f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
+    )
+    console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+
+
+@app.command()
 def predict(
     paths: Annotated[
         list[str], typer.Argument(help="files, directories (recursive) or globs; PNG/JPEG/DICOM")
