@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import CXRError
+from ..store.outbox import RetryPolicy  # the shared outbox's back-off; named here for the node's options
 from .tls import TlsOptions
 
 # PS3.5 6.2: an AE title is 1-16 characters of the default repertoire, no backslash, no control
@@ -51,23 +52,6 @@ class Destination:
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential back-off for results the destination did not take."""
-
-    initial_seconds: float = 5.0
-    max_seconds: float = 300.0
-    max_attempts: int = 0  # 0: never give up (a result is parked only when this is set)
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after ``attempts`` consecutive failures (attempts >= 1)."""
-        exponent = min(max(attempts - 1, 0), 30)  # 2**30 * anything already exceeds any sane cap
-        return float(min(self.max_seconds, self.initial_seconds * (2**exponent)))
-
-    def gives_up(self, attempts: int) -> bool:
-        return self.max_attempts > 0 and attempts >= self.max_attempts
 
 
 @dataclass(frozen=True)

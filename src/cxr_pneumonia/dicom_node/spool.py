@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .fsio import move_durably, remove_stale_partials, write_durably
+from ..store.fsio import move_durably, remove_stale_partials, write_durably
 
 
 class Spool:
