@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     # Inference
     intra_op_threads: int = 0  # 0: ONNX Runtime chooses (one per core)
 
+    # FHIR push (integration/fhir_push.py): each accepted prediction as a Bundle POSTed to this FHIR
+    # base URL, from a persistent outbox in data_dir/fhir. Unset: no push (GET .../fhir still works).
+    fhir_url: str | None = None
+    fhir_timeout_seconds: float = 30.0
+    fhir_retry_initial_seconds: float = 5.0  # first back-off after a failed push, doubled each time
+    fhir_retry_max_seconds: float = 300.0
+    fhir_retry_max_attempts: int = 0  # 0: retry forever; otherwise park the bundle in fhir/outbox-failed
+
     # Training / registry
     mlflow_tracking_uri: str | None = None
 

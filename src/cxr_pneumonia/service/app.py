@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
+from ..integration.fhir_push import FhirPublisher
 from ..store.facade import Store
 from . import errors, metrics
 from .deps import API_PREFIX
@@ -42,9 +43,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     routes that need the model answer 503 (never a silent fallback).
     """
     settings = settings or Settings()
-    store = Store.from_settings(
-        settings, observer=metrics
-    )  # the store's commits feed our Prometheus counters
+    fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
+    # the store's commits feed our Prometheus counters (and the FHIR push)
+    store = Store.from_settings(settings, observer=metrics, publisher=fhir)
     model_error = None
     if predictor is None:
         predictor, model_error = load_predictor(settings)
@@ -61,7 +62,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if fhir is not None:
+            fhir.start(store.is_recorded)
         yield
+        if fhir is not None:
+            fhir.stop()
         store.close()
 
     # Hospital networks are often cut off from the internet: the docs pages' scripts are served by us.
