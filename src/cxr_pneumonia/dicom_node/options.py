@@ -69,6 +69,7 @@ class NodeOptions:
     tls: TlsOptions | None = None  # certificate, key and trusted CA, when any is configured
     listen_tls: bool = False  # accept associations over TLS only
     destination_tls: bool = False  # send results over TLS
+    destination_dicomweb: str | None = None  # a DICOMweb base URL: results go there with STOW-RS
 
     def listening_context(self) -> ssl.SSLContext | None:
         """The TLS context to listen with, or None for plain TCP."""
@@ -105,7 +106,7 @@ class NodeOptions:
             port=given.pop("port", settings.dicom_port),
             accept_aes=tuple(check_ae_title(a) for a in accept),
             destination=destination,
-            spool_dir=given.pop("spool_dir", None) or settings.dicom_spool_dir or settings.data_dir / "dicom",
+            spool_dir=given.pop("spool_dir", None) or settings.resolved_dicom_spool_dir,
             retry=retry,
             timeout_seconds=given.pop("timeout_seconds", settings.dicom_timeout_seconds),
             keep_received=given.pop("keep_received", settings.dicom_keep_received),
@@ -113,6 +114,7 @@ class NodeOptions:
             tls=_tls_files(given, settings),
             listen_tls=given.pop("listen_tls", settings.dicom_tls),
             destination_tls=given.pop("destination_tls", settings.dicom_destination_tls),
+            destination_dicomweb=given.pop("destination_dicomweb", settings.dicom_destination_dicomweb),
         )
         if given:
             raise ConfigError(f"unknown DICOM node option(s): {', '.join(sorted(given))}")
@@ -122,6 +124,12 @@ class NodeOptions:
             raise ConfigError("retry delays must be positive, and the longest at least the first")
         if options.retry.max_attempts < 0:
             raise ConfigError("retry max attempts must be 0 (never give up) or more")
+        if options.destination is not None and options.destination_dicomweb:
+            raise ConfigError("give one destination: a DICOM AE or a DICOMweb URL, not both")
+        if options.destination_dicomweb and not options.destination_dicomweb.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError("the DICOMweb destination must be an http:// or https:// URL")
         _check_tls(options)
         return options
 

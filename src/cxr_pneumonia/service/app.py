@@ -20,6 +20,7 @@ from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router, root_router
+from .routes.dicomweb import router as dicomweb_router
 from .security.tokens import TokenIssuer, signing_key
 from .state import ServiceState, load_predictor
 
@@ -33,6 +34,7 @@ def body_limits(settings: Settings) -> dict[str, int]:
     return {
         f"{API_PREFIX}/predict": settings.max_bytes + FORM_OVERHEAD_BYTES,
         f"{API_PREFIX}/predict/batch": settings.batch_max_bytes,
+        "/dicomweb/studies": settings.dicomweb_max_request_bytes,  # each instance: max_bytes (STOW-RS)
     }
 
 
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so every response gets its id
     app.include_router(api_router)
     app.include_router(root_router)
+    app.include_router(dicomweb_router)
     _mount_web(app, settings)
     return app
 
