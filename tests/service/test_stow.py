@@ -8,6 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxr_pneumonia.errors import InputError
+from cxr_pneumonia.service.multipart import split_parts
+
 from .conftest import Service, assert_error_body
 
 
@@ -75,3 +81,18 @@ def test_stow_has_its_own_limits_and_the_same_credentials(
     assert_error_body(service.client.post("/dicomweb/studies", content=body[:200], headers={
         "Content-Type": 'multipart/related; type="application/dicom"; boundary=nope', **service.key("integration")}), 400)  # fmt: skip
     assert not list((service.settings.data_dir / "dicom" / "incoming").glob("*.dcm"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.binary(max_size=400),
+    boundary=st.text(st.characters(min_codepoint=33, max_codepoint=255), min_size=1, max_size=20),
+)
+def test_any_body_splits_or_is_an_input_error(body: bytes, boundary: str) -> None:
+    framed = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("latin-1") + body
+    for candidate in (body, framed, framed + f"\r\n--{boundary}--".encode("latin-1")):
+        try:
+            parts = split_parts(candidate, boundary)
+        except InputError:
+            continue
+        assert all(isinstance(data, bytes) for _, data in parts)

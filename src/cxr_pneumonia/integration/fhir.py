@@ -12,8 +12,6 @@ import json
 import uuid
 from typing import Any, Literal
 
-from fhir.resources.R4B.bundle import Bundle
-
 from .. import DISCLAIMER
 from ..store.db.models import PredictionRecord
 
@@ -180,6 +178,8 @@ def prediction_bundle(row: PredictionRecord, bundle_type: BundleType = "collecti
         "timestamp": row.created_at.isoformat(),
         "entry": entries,
     }
+    from fhir.resources.R4B.bundle import Bundle  # here: the models take ~1 s to import, not every start
+
     validated = Bundle.model_validate(bundle)  # raises on anything R4B does not allow
     result: dict[str, Any] = json.loads(validated.model_dump_json(exclude_none=True))
     return result

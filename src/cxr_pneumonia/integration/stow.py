@@ -77,7 +77,17 @@ def store_instance(
     meta.SendingApplicationEntityTitle = SENDER_AE
     if client:
         meta.SendingPresentationAddress = f"http://[{client}]" if ":" in client else f"http://{client}"
-    path = spool.put(b"".join((b"\x00" * 128, b"DICM", encode_file_meta(meta), part[end:])))
+    try:
+        encoded_meta = encode_file_meta(meta)
+    except Exception as exc:  # a hostile file meta pydicom read but cannot write back: the sender's fault
+        return StowItem(
+            sop_class,
+            sop_instance,
+            CANNOT_UNDERSTAND,
+            f"unusable file meta ({type(exc).__name__})",
+            sha256=sha256,
+        )
+    path = spool.put(b"".join((b"\x00" * 128, b"DICM", encoded_meta, part[end:])))
     return StowItem(sop_class, sop_instance, job=Spool.job_id(path), sha256=sha256)
 
 
