@@ -3,7 +3,6 @@ without outputs."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,12 @@ def test_the_committed_notebook_has_no_outputs() -> None:
 
 
 @pytest.mark.slow
-def test_the_notebook_runs(shared_data: Path, tmp_path: Path) -> None:
+def test_the_notebook_runs(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat", reason="nbformat is in the dev extra")
     nbclient = pytest.importorskip("nbclient", reason="nbclient is in the dev extra")
     pytest.importorskip("ipykernel", reason="ipykernel is in the dev extra")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    os.environ.setdefault("CXR_SHARED_DATA", str(shared_data))
+    monkeypatch.setenv("CXR_SHARED_DATA", str(shared_data))  # the kernel inherits it
     client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK.parent)}})  # fmt: skip
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
