@@ -15,7 +15,9 @@ from rich.table import Table
 from .errors import CXRError
 
 if TYPE_CHECKING:
-    from .inference import Predictor
+    from collections.abc import Iterator
+
+    from .inference import Prediction, Predictor
 
 app = typer.Typer(help="CXR Pneumonia Detector: decision support, not a diagnosis.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: catalog and manifests.", no_args_is_help=True)
@@ -198,6 +200,12 @@ def predict(
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
     batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+    server: Annotated[
+        str | None, typer.Option(help="send the files to a running `cxr serve` at this URL instead")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="with --server: the environment variable holding the API key")
+    ] = "CXR_API_KEY",
 ) -> None:
     """Read chest radiographs. Exit code 0 when every input was read or refused, 1 when any failed."""
     from .inference.inputs import expand_inputs
@@ -211,20 +219,25 @@ def predict(
     if not files:
         err_console.print("[red]error[/red] no input files")
         raise typer.Exit(code=2)
+    if server is not None and (model is not None or heatmaps is not None):
+        raise typer.BadParameter("--model and --heatmaps are local options", param_hint="--server")
     try:
-        predictor = _open_predictor(model)
-    except CXRError as exc:
+        if server is not None:
+            results = _served_results(server, api_key_env, files, batch_size)
+        else:
+            predictor = _open_predictor(model)
+            results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
+        outcomes: list[PredictOutcome] = []
+        with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
+            task = progress.add_task("reading", total=len(files))
+            for path, result in zip(files, results, strict=True):
+                outcome = PredictOutcome.of(path, result)
+                if heatmaps is not None and outcome.prediction is not None:
+                    write_heatmap(path, outcome.prediction, heatmaps)
+                outcomes.append(outcome)
+                progress.advance(task)
+    except CXRError as exc:  # a local model that cannot load; a server that refuses us or is down
         raise _fail(exc) from None
-    outcomes: list[PredictOutcome] = []
-    with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
-        task = progress.add_task("reading", total=len(files))
-        results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
-        for path, result in zip(files, results, strict=True):
-            outcome = PredictOutcome.of(path, result)
-            if heatmaps is not None and outcome.prediction is not None:
-                write_heatmap(path, outcome.prediction, heatmaps)
-            outcomes.append(outcome)
-            progress.advance(task)
     text = render(outcomes, output_format)
     if output is not None:
         output.write_text(text)
@@ -237,6 +250,20 @@ def predict(
         + (f", {len(problems)} skipped" if problems else "")
     )
     raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+
+
+def _served_results(
+    server: str, api_key_env: str, files: list[Path], batch_size: int
+) -> Iterator[Prediction | CXRError]:
+    import os
+
+    from .client import Client
+
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise CXRError(f"set {api_key_env} to an API key of the server (cxr keys create)", code="no_api_key")
+    with Client(server, api_key=api_key) as client:
+        yield from client.iter_predict(files, batch_size=batch_size)
 
 
 def _open_predictor(model: Path | None) -> Predictor:

@@ -1,4 +1,4 @@
-"""Durable file writes for the node's on-disk queues."""
+"""Durable file writes for the on-disk queues (the DICOM node's spool, the result outboxes)."""
 
 from __future__ import annotations
 
