@@ -248,6 +248,8 @@ def predict(
         f"{summary['total']} inputs: {summary['pneumonia']} pneumonia, {summary['normal']} normal, "
         f"{summary['refer']} to refer, {summary['refused']} refused, {summary['failed']} failed"
         + (f", {len(problems)} skipped" if problems else "")
+        + f"; answered with no refer flag: {summary['unflagged']}"
+        + (f" ({summary['unflagged'] / summary['total']:.1%})" if summary["total"] else "")
     )
     raise typer.Exit(code=1 if summary["failed"] or problems else 0)
 

@@ -51,6 +51,8 @@ class PredictOutcome:
             "refer": sum(1 for p in ok if p.refer),
             "refused": sum(1 for o in outcomes if o.status == "refused"),
             "failed": sum(1 for o in outcomes if o.status == "failed"),
+            # answered with no refer flag: what a reader would take at face value
+            "unflagged": sum(1 for p in ok if not p.refer),
         }
 
 
