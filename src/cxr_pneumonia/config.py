@@ -30,7 +30,11 @@ class Settings(BaseSettings):
 
     # Input limits, checked before full decoding.
     max_bytes: int = 64 * 1024 * 1024
-    max_pixels: int = 100_000_000
+    max_pixels: int = 20_000_000  # the largest CR/DX detector is ~18.5 MP; 4200x4200 (17.6 MP) passes
+    # Memory bounded by design (imaging/memory.py): decoded images are reduced to this many pixels a
+    # side right after the codec, and at most this many decodes run at once per process (0: unbounded).
+    decode_max_side: int = 2048
+    decode_concurrency: int = 2
     min_side: int = 64
 
     # Serving

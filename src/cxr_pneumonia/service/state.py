@@ -66,7 +66,7 @@ def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
             settings.model_path,
             threads=settings.intra_op_threads,
             min_side=settings.min_side,
-            limits=Limits(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels),
+            limits=Limits.from_settings(settings),
             cache=build_cache(settings),
         )
     except CXRError as exc:

@@ -180,7 +180,7 @@ class Store:
 
     # ---- images -------------------------------------------------------------------------------
     def _seal(self, image: bytes, sha256: str) -> StoredImage:
-        xray = load(image, Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels))
+        xray = load(image, Limits.from_settings(self.settings))
         nonce, ciphertext = self.cipher.seal(storage_png(xray), sha256.encode())
         return StoredImage(
             sha256=sha256,

@@ -78,7 +78,7 @@ def _commit(
     out = prediction_out(row)
     if preview:
         settings = state.settings
-        out.preview = preview_data_url(load(data, Limits(settings.max_bytes, settings.max_pixels)))
+        out.preview = preview_data_url(load(data, Limits.from_settings(settings)))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -120,7 +121,7 @@ def _stored_xray(state: ServiceState, session: Session, row: PredictionRecord) -
     png = state.store.read_image(session, row.image_sha256)
     if png is None:
         raise NotFound("the stored image is missing", code="not_stored")
-    return load(png, Limits(max_bytes=len(png) + 1, max_pixels=state.settings.max_pixels))
+    return load(png, replace(Limits.from_settings(state.settings), max_bytes=len(png) + 1))
 
 
 @router.get(
