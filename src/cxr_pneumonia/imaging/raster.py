@@ -31,10 +31,10 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
             frames = int(getattr(image, "n_frames", 1) or 1)
             _draft(image, limits.max_side)
             image.load()
-            image = _reduced(image, limits.max_side)
-            oriented, notes = _apply_orientation(image)
-            if image.size != (width, height):
-                notes = (*notes, f"read at {image.width}x{image.height} from {width}x{height}")
+            reduced = _reduced(image, limits.max_side)
+            oriented, notes = _apply_orientation(reduced)
+            if reduced.size != (width, height):
+                notes = (*notes, f"read at {reduced.width}x{reduced.height} from {width}x{height}")
             colourfulness = _colourfulness(oriented)
             pixels, bit_depth = _to_grey_unit(oriented, fmt)
     except InputError:
