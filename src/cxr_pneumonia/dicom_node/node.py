@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Settings
 from ..inference import Predictor
+from ..store.private import make_private
 from .options import NodeOptions
 from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
@@ -31,6 +32,7 @@ class DicomNode:
     def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
         self.options = options
         self.store = store
+        make_private(options.spool_dir)  # received instances carry patient headers
         self.spool = Spool(options.spool_dir)
         self.outbox = Outbox(options.spool_dir)
         self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)

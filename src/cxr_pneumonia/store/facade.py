@@ -28,6 +28,7 @@ from .db.migrate import upgrade
 from .db.models import PredictionRecord, StoredImage
 from .images import storage_png
 from .observer import NoObserver, StoreObserver
+from .private import make_private
 from .records import build_record
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings, observer: StoreObserver | None = None) -> Store:
         """Open the database named by the settings and bring its schema up to date."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         return cls(settings, engine, observer)
