@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     metrics_public: bool = True
     rate_limit: str = "120/minute"
     rate_limit_anonymous: str = "30/minute"
+    # Sign-in throttling (service/login_throttle.py): free failures per (account, address) and per
+    # account before a lock that doubles with each further failure; the address alone has only a high
+    # rate limit (a hospital's users often share one NAT address).
+    login_free_failures: int = 5
+    login_free_failures_account: int = 20
+    login_backoff_initial_seconds: float = 2.0
+    login_backoff_max_seconds: float = 900.0
+    login_rate_address: str = "600/minute"
     batch_max_files: int = 32
     result_cache_size: int = 512
     log_level: str = "INFO"

@@ -12,11 +12,12 @@ from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
 from ...store.security.principal import Principal
-from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep, only_form_fields
+from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep
 from ..images import preview_data_url
 from ..schemas.common import AUTH, ErrorBody, responses
 from ..schemas.predictions import BatchItem, BatchOut, PredictionOut
 from ..state import ServiceState
+from ..strict import only_form_fields
 from ..uploads import read_capped
 from ..views import prediction_out
 
@@ -90,7 +91,7 @@ def _commit(
 )
 def predict(
     principal: CanPredict,
-    _fields: Annotated[None, Depends(only_form_fields("file"))],
+    _fields: Annotated[None, Depends(only_form_fields("file", single=("file",)))],
     ctx: ContextDep,
     state: StateDep,
     predictor: PredictorDep,
