@@ -21,6 +21,7 @@ from ..imaging import load
 from ..imaging.limits import Limits
 from ..inference.prediction import Prediction
 from . import audit as audit_chain
+from . import idempotency
 from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
@@ -111,8 +112,12 @@ class Store:
         request_id: str | None = None,
         extra: dict[str, Any] | None = None,
         image: bytes | None = None,
+        claim: idempotency.Claim | None = None,
     ) -> PredictionRecord:
-        """As record_prediction, returning the committed row (detached; its attributes stay loaded)."""
+        """As record_prediction, returning the committed row (detached; its attributes stay loaded).
+
+        With an idempotency ``claim`` already fulfilled, nothing is written and the earlier row is
+        returned instead (raises KeyReused when the key belongs to another request)."""
         sealed = self._seal(image, prediction.input_sha256) if self.settings.store_images and image else None
         row = build_record(
             prediction,
@@ -123,6 +128,27 @@ class Store:
             extra=extra,
             image_sha256=prediction.input_sha256 if sealed else None,
         )
+        try:
+            self._commit_row(row, prediction, sealed, source, caller, client, request_id, claim)
+        except idempotency.Replay as replay:
+            with self.reading() as session:
+                earlier = session.get(PredictionRecord, replay.prediction_id)
+            assert earlier is not None  # written in the same transaction as its key
+            return earlier
+        self.observer.observe_prediction(prediction, source)
+        return row
+
+    def _commit_row(
+        self,
+        row: PredictionRecord,
+        prediction: Prediction,
+        sealed: StoredImage | None,
+        source: str,
+        caller: str,
+        client: str | None,
+        request_id: str | None,
+        claim: idempotency.Claim | None,
+    ) -> None:
         with self.transaction() as session:
             event = audit_chain.append(
                 session,
@@ -143,13 +169,13 @@ class Store:
                     "image_stored": sealed is not None,
                 },
             )
+            if claim is not None:  # after append: the chain lock is held, so this check is race-free
+                idempotency.record(session, claim, row.id)
             row.audit_seq = event.seq
             session.add(row)
             # After append: the chain lock is held, so two uploads of one image cannot both insert it.
             if sealed is not None and session.get(StoredImage, sealed.sha256) is None:
                 session.add(sealed)
-        self.observer.observe_prediction(prediction, source)
-        return row
 
     def audit(
         self,
