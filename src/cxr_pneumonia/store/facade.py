@@ -21,7 +21,7 @@ from ..imaging import load
 from ..imaging.limits import Limits
 from ..inference.prediction import Prediction
 from . import audit as audit_chain
-from . import idempotency
+from . import idempotency, references
 from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
@@ -113,6 +113,7 @@ class Store:
         extra: dict[str, Any] | None = None,
         image: bytes | None = None,
         claim: idempotency.Claim | None = None,
+        reference: str | None = None,
     ) -> PredictionRecord:
         """As record_prediction, returning the committed row (detached; its attributes stay loaded).
 
@@ -128,6 +129,8 @@ class Store:
             extra=extra,
             image_sha256=prediction.input_sha256 if sealed else None,
         )
+        if reference is not None:
+            references.seal(row, self.cipher, reference)
         try:
             self._commit_row(row, prediction, sealed, source, caller, client, request_id, claim)
         except idempotency.Replay as replay:
@@ -217,6 +220,14 @@ class Store:
             ciphertext=ciphertext,
             created_at=utcnow(),
         )
+
+    def read_reference(self, row: PredictionRecord) -> str | None:
+        """The caller's reference on a record, decrypted (None when it has none)."""
+        return references.read(row, self.cipher)
+
+    def reference_index(self, reference: str) -> str:
+        """The keyed hash that finds the records with exactly this reference."""
+        return self.cipher.index(reference)
 
     def read_image(self, session: Session, sha256: str) -> bytes | None:
         """The decrypted PNG of a stored image, or None when it was not kept."""

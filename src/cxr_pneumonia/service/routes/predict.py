@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 
 from ...errors import CXRError, ModelError, TooLarge
 from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
-from ...store import idempotency
+from ...store import idempotency, references
 from ...store.db.models import PredictionRecord
 from ...store.security.principal import Principal
 from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep
@@ -81,6 +81,7 @@ def _commit(
     data: bytes,
     preview: bool = False,
     claim: idempotency.Claim | None = None,
+    reference: str | None = None,
 ) -> PredictionOut:
     row = state.store.commit_prediction(
         prediction,
@@ -90,12 +91,13 @@ def _commit(
         request_id=ctx.request_id,
         image=data,
         claim=claim,
+        reference=reference,
     )
     return _out(state, row, data, preview)
 
 
 def _out(state: ServiceState, row: PredictionRecord, data: bytes, preview: bool) -> PredictionOut:
-    out = prediction_out(row)
+    out = prediction_out(row, reference=state.store.read_reference(row))
     if preview:
         settings = state.settings
         out.preview = preview_data_url(load(data, Limits.from_settings(settings)))
@@ -134,12 +136,16 @@ def _earlier(state: ServiceState, claim: idempotency.Claim | None) -> dict[int, 
 )
 def predict(
     principal: CanPredict,
-    _fields: Annotated[None, Depends(only_form_fields("file", single=("file",)))],
+    _fields: Annotated[None, Depends(only_form_fields("file", "reference", single=("file", "reference")))],
     ctx: ContextDep,
     state: StateDep,
     predictor: PredictorDep,
     file: Annotated[UploadFile, File(description="the radiograph: PNG, JPEG or DICOM")],
     response: Response,
+    reference: Annotated[
+        str | None,
+        Form(description="your own reference (e.g. an accession number): kept encrypted, searchable"),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
     source: Source = "api",
     preview: Annotated[bool, Query(description="add the radiograph as a PNG data URL (<= 512 px)")] = False,
@@ -147,7 +153,9 @@ def predict(
     data: bytes | None = None
     try:
         data = read_capped(file, state.settings.max_bytes)
-        claim = _claim(principal, idempotency_key, "predict", {"source": source, "preview": preview}, [data])
+        reference = references.clean(reference)
+        parameters: dict[str, object] = {"source": source, "preview": preview, "reference": reference}
+        claim = _claim(principal, idempotency_key, "predict", parameters, [data])
         if (earlier := _earlier(state, claim).get(0)) is not None:
             response.headers[REPLAY_HEADER] = "true"
             return _out(state, earlier, data, preview)
@@ -156,7 +164,7 @@ def predict(
     except CXRError as exc:
         _refused(state, ctx, principal, exc, source, data)
         raise
-    return _commit(state, ctx, principal, prediction, source, data, preview, claim)
+    return _commit(state, ctx, principal, prediction, source, data, preview, claim, reference)
 
 
 @router.post(

@@ -74,6 +74,12 @@ class PredictionRecord(Base):
     image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))
+    # The caller's own reference (an accession number, say), sealed like images (store/references.py)
+    # with an HMAC beside it for exact-match search; never in the audit chain or the digest.
+    reference_nonce: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reference_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     reviews: Mapped[list[Review]] = relationship(
         back_populates="prediction", order_by="Review.id", lazy="selectin"
