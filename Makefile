@@ -19,8 +19,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[train,dev]"
 	touch $@ $(VENV)/.installed-base
 
+PORT ?= 8000  # `make run PORT=8080`
+
 run: $(VENV)/.installed-base
-	$(BIN)/cxr serve
+	$(BIN)/cxr serve --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -282,7 +282,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", type=Path, default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v2"))
+        "--model",
+        type=Path,
+        default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v2")),
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kermany/test")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])

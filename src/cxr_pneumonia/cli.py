@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from typer.core import TyperArgument, TyperOption
 
+from . import __version__  # config first: it turns library telemetry off
 from .errors import CXRError
 
 if TYPE_CHECKING:
@@ -19,11 +22,58 @@ if TYPE_CHECKING:
 
     from .inference import Prediction, Predictor
 
-app = typer.Typer(help="CXR Pneumonia Detector: decision support, not a diagnosis.", no_args_is_help=True)
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "Path": "PATH"}
+
+
+def _readable_type(shown: Callable[[Any, Any], str | None]) -> Callable[[Any, Any], str | None]:
+    """What a mature CLI shows after an option: nothing for a flag, TEXT, INTEGER, PATH... otherwise.
+
+    Typer 0.2x prints the annotation instead (``<bool>`` after every flag, ``<list[str]>``).
+    """
+
+    def display(self: Any, ctx: Any) -> str | None:
+        raw = shown(self, ctx)
+        if raw is None or getattr(self, "is_flag", False) or raw in ("<bool>", "bool"):
+            return None
+        inner = raw[1:-1] if raw.startswith("<") and raw.endswith(">") else raw
+        if inner.startswith("list[") and inner.endswith("]"):
+            return _TYPE_NAMES.get(inner[5:-1], inner[5:-1].upper()) + "..."
+        return _TYPE_NAMES.get(inner, inner.upper() if raw.startswith("<") else inner)
+
+    return display
+
+
+TyperOption.display_type_rich = _readable_type(TyperOption.display_type_rich)  # type: ignore[method-assign,assignment]
+TyperArgument.display_type_rich = _readable_type(TyperArgument.display_type_rich)  # type: ignore[method-assign,assignment]
+
+app = typer.Typer(
+    help="CXR Pneumonia Detector: decision support, not a diagnosis.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 data_app = typer.Typer(help="Datasets: catalog and manifests.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cxr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """CXR Pneumonia Detector: decision support, not a diagnosis."""
 
 
 def _fail(exc: CXRError) -> typer.Exit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,27 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 # The bundled model ships in the repository's models/ folder (a source checkout) ...
 _REPO_MODELS = PACKAGE_ROOT.parent.parent / "models"
 BUNDLED_MODEL_NAME = "cxr-effnet-lite0-v2"
+
+
+# Usage telemetry of the libraries this project imports, sent to outside hosts unless switched off.
+# Set before any of them is imported (config is imported first by every door); CXR_TELEMETRY=true
+# leaves the libraries' own defaults alone, for a user who wants to send it.
+TELEMETRY_SWITCHES = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow 3 (only CI=true turns it off by itself)
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "true",  # the cross-tool convention (MLflow, Gradio, Streamlit and others honour it)
+}
+
+
+def quiet_telemetry() -> None:
+    if os.environ.get("CXR_TELEMETRY", "").strip().lower() in ("1", "true", "yes", "on"):
+        return
+    for name, value in TELEMETRY_SWITCHES.items():
+        os.environ[name] = value
+
+
+quiet_telemetry()
 
 
 def default_model_path() -> Path:
@@ -30,7 +52,11 @@ class Settings(BaseSettings):
 
     # Input limits, checked before full decoding.
     max_bytes: int = 64 * 1024 * 1024
-    max_pixels: int = 100_000_000
+    max_pixels: int = 20_000_000  # the largest CR/DX detector is ~18.5 MP; 4200x4200 (17.6 MP) passes
+    # Memory bounded by design (imaging/memory.py): decoded images are reduced to this many pixels a
+    # side right after the codec, and at most this many decodes run at once per process (0: unbounded).
+    decode_max_side: int = 2048
+    decode_concurrency: int = 2
     min_side: int = 64
 
     # Serving
@@ -44,9 +70,18 @@ class Settings(BaseSettings):
     metrics_public: bool = True
     rate_limit: str = "120/minute"
     rate_limit_anonymous: str = "30/minute"
+    # Sign-in throttling (service/login_throttle.py): free failures per (account, address) and per
+    # account before a lock that doubles with each further failure; the address alone has only a high
+    # rate limit (a hospital's users often share one NAT address).
+    login_free_failures: int = 5
+    login_free_failures_account: int = 20
+    login_backoff_initial_seconds: float = 2.0
+    login_backoff_max_seconds: float = 900.0
+    login_rate_address: str = "600/minute"
     batch_max_files: int = 32
     result_cache_size: int = 512
     log_level: str = "INFO"
+    telemetry: bool = False  # libraries' usage telemetry; off unless true (applied by quiet_telemetry)
     # REST service (service/): request caps, per-address limit, shared-store namespace, web page folder.
     batch_max_bytes: int = 256 * 1024 * 1024  # whole POST /predict/batch body, multipart overhead included
     rate_limit_client: str = "600/minute"  # per client address, over all credentials it presents

@@ -62,8 +62,10 @@ def dicom_node(
     ] = None,
     model: Annotated[Path | None, typer.Option(help="model package [CXR_MODEL_PATH]")] = None,
 ) -> None:
-    """Receive radiographs from a PACS over DICOM; send back a Structured Report and a Secondary
-    Capture with the heatmap. Decision support, not a diagnosis."""
+    """Receive radiographs from a PACS; send back a Structured Report and a Secondary Capture.
+
+    The Secondary Capture shows the heatmap. Decision support, not a diagnosis.
+    """
     import logging
     import signal
     import threading

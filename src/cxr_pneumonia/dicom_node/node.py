@@ -19,6 +19,7 @@ from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
 from ..store.facade import Store
 from ..store.outbox import OutboxSender
+from ..store.private import make_private
 from ..store.spool import Spool
 from .options import NodeOptions
 from .outbox import Outbox, Sender
@@ -37,6 +38,7 @@ class DicomNode:
     def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
         self.options = options
         self.store = store
+        make_private(options.spool_dir)  # received instances carry patient headers
         self.spool = Spool(options.spool_dir)
         self.outbox = Outbox(options.spool_dir)
         self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)

@@ -28,6 +28,7 @@ from pydicom.uid import (
 from ..errors import InputError, TooLarge
 from .codestream import declared_size
 from .limits import Limits
+from .memory import box_reduce, reduce_factor
 from .panics import is_native_panic
 from .xray import ImageMeta, XRay
 
@@ -117,7 +118,13 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
         )
     _check_compressed_frame_size(ds, cols or 0, rows or 0, limits)
     stored = _decode_pixels(ds)
-    display, notes = _display_pixels(stored, ds, photometric)
+    factor = reduce_factor(stored.shape[1], stored.shape[0], limits.max_side)
+    # reduced on the stored integers, before the LUTs make float64 copies of every pixel
+    reduced = box_reduce(stored, factor)
+    del stored
+    display, notes = _display_pixels(reduced, ds, photometric)
+    if factor > 1:
+        notes = (*notes, f"read at {display.shape[1]}x{display.shape[0]} from {cols}x{rows}")
     meta = ImageMeta(
         format="dicom",
         width=int(display.shape[1]),

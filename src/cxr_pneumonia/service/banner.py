@@ -14,7 +14,8 @@ def banner(login: FirstLogin, url: str) -> str:
             f"    username: {login.username}",
             f"    password: {login.password}",
             "This password is shown ONCE and is not stored anywhere readable: keep it now, then change it",
-            f"(POST {url}/api/v1/auth/password) and create personal accounts (`cxr users create`).",
+            f"(POST {url}/api/v1/auth/password). The admin cannot predict: create a clinician to read",
+            "radiographs: `cxr users create NAME --role clinician` (or an API key: POST /api/v1/keys).",
             f"Log in: POST {url}/api/v1/auth/token (form fields username, password), or open {url}/",
             rule,
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,8 +17,9 @@ from ..store.facade import Store
 from ..store.security import apikeys
 from ..store.security.principal import Principal
 from ..store.security.roles import Permission
-from .exceptions import Forbidden, Unauthorized, UnknownField
+from .exceptions import AmbiguousCredentials, Forbidden, Unauthorized
 from .state import ServiceState
+from .strict import only_form_fields as only_form_fields  # the routes' form rule (strict.py)
 
 API_PREFIX = "/api/v1"
 
@@ -115,9 +116,12 @@ def audit_read(
 def resolve_principal(
     state: ServiceState, ctx: RequestContext, token: str | None, api_key: str | None
 ) -> Principal:
-    """Authenticate the request's credential (an X-API-Key wins over a bearer token) and count it
-    against the rate limits; failures count against the client address's anonymous limit."""
+    """Authenticate the request's one credential and count it against the rate limits; failures
+    count against the client address's anonymous limit. Two credentials are refused (strict.py)."""
     limiter = state.limiter
+    if token and api_key:
+        limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
+        raise AmbiguousCredentials("send one credential: an X-API-Key or a Bearer token, not both")
     if not token and not api_key:
         limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
         raise Unauthorized(
@@ -197,16 +201,3 @@ def metrics_access(state: StateDep, ctx: ContextDep, token: TokenDep, api_key: A
 
 
 MetricsAccess = Annotated[None, Depends(metrics_access)]
-
-
-def only_form_fields(*allowed: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """Refuse form fields the route does not define (FastAPI would silently ignore them)."""
-
-    async def check(request: Request) -> None:
-        form = await request.form()  # already parsed by FastAPI: this is the cached copy
-        unknown = sorted({name for name in form if name not in allowed})
-        if unknown:
-            names = ", ".join(repr(name[:40]) for name in unknown[:5])
-            raise UnknownField(f"unknown form field(s) {names}; this route takes {', '.join(allowed)}")
-
-    return check

@@ -16,6 +16,7 @@ from ..inference import Predictor
 from ..inference.batcher import MicroBatcher
 from ..store.facade import Store
 from .cache import build_cache
+from .login_throttle import LoginThrottle
 from .ratelimit import RateLimiter
 from .security.tokens import TokenIssuer
 
@@ -33,8 +34,10 @@ class ServiceState:
     slots: threading.BoundedSemaphore = field(init=False)
 
     batcher: MicroBatcher | None = field(init=False, default=None)
+    login_throttle: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:
+        self.login_throttle = LoginThrottle(self.settings, self.limiter, self.store)
         limit = self.settings.inference_concurrency or os.cpu_count() or 1
         self.slots = threading.BoundedSemaphore(max(1, limit))
         if self.predictor is not None:
@@ -66,7 +69,7 @@ def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
             settings.model_path,
             threads=settings.intra_op_threads,
             min_side=settings.min_side,
-            limits=Limits(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels),
+            limits=Limits.from_settings(settings),
             cache=build_cache(settings),
         )
     except CXRError as exc:

@@ -30,7 +30,9 @@ def review_out(review: Review, predicted_label: str) -> ReviewOut:
     )
 
 
-def prediction_out(row: PredictionRecord, preview: str | None = None) -> PredictionOut:
+def prediction_out(
+    row: PredictionRecord, preview: str | None = None, reference: str | None = None
+) -> PredictionOut:
     base = f"{API_PREFIX}/predictions/{row.id}"
     subtype, subtype_confidence = _subtype(row)
     codes = [str(f.get("code", "")) for f in row.findings]
@@ -73,6 +75,8 @@ def prediction_out(row: PredictionRecord, preview: str | None = None) -> Predict
         heatmap_reference=row.heatmap_reference,
         image_url=f"{base}/image.png" if row.image_sha256 else None,
         overlay_url=f"{base}/overlay.png" if row.image_sha256 else None,
+        thumbnail_url=f"{base}/image.png?size=thumbnail" if row.image_sha256 else None,
+        reference=reference,
         reviews=[review_out(r, row.label) for r in row.reviews],
         preview=preview,
     )

@@ -242,9 +242,10 @@ def db_upgrade() -> None:
     from ..config import get_settings
     from .db.engine import make_engine
     from .db.migrate import current_revision, upgrade
+    from .private import make_private
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     typer.echo(

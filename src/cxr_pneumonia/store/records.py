@@ -99,6 +99,7 @@ class PredictionFilter:
     until: datetime | None = None
     model: str | None = None  # "name", "name:version" or a sha256 prefix
     reviewed: bool | None = None
+    reference_hmac: str | None = None  # the keyed hash of a reference (references.py): exact match
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         if self.label is not None:
@@ -122,6 +123,8 @@ class PredictionFilter:
         if self.reviewed is not None:
             has_review = select(Review.id).where(Review.prediction_id == PredictionRecord.id).exists()
             query = query.where(has_review if self.reviewed else ~has_review)
+        if self.reference_hmac is not None:
+            query = query.where(PredictionRecord.reference_hmac == self.reference_hmac)
         return query
 
 

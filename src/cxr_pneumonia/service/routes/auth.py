@@ -28,8 +28,8 @@ def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     _fields: Annotated[None, Depends(only_form_fields(*_OAUTH_FIELDS))],
 ) -> TokenOut:
-    # Every attempt counts against the address's anonymous limit: it is what slows password guessing.
-    state.limiter.hit(state.limiter.anonymous, "anonymous", ctx.client_key)
+    # Per account and per (account, address), with back-off: not per address (login_throttle.py).
+    state.login_throttle.before(form.username, ctx)
     with state.store.reading() as session:  # argon2 runs here, outside any write lock
         user = accounts.check_login(session, form.username, form.password)
         known = user is not None or accounts.user_exists(session, form.username)
@@ -45,7 +45,9 @@ def login(
         detail={} if user else {"reason": "wrong password or disabled" if known else "unknown user"},
     )
     if user is None:
+        state.login_throttle.failed(form.username, ctx)
         raise Unauthorized("wrong username or password, or the account is disabled")
+    state.login_throttle.succeeded(form.username, ctx)
     token = state.tokens.issue(user.id, user.username)
     return TokenOut(access_token=token, expires_in=int(state.tokens.lifetime.total_seconds()))
 

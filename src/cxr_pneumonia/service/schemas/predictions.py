@@ -84,6 +84,10 @@ class PredictionOut(BaseModel):
     )
     image_url: str | None = Field(description="the radiograph, when images are kept (CXR_STORE_IMAGES)")
     overlay_url: str | None = Field(description="the heatmap over the radiograph, when images are kept")
+    thumbnail_url: str | None = Field(default=None, description="a 128 px radiograph, when images are kept")
+    reference: str | None = Field(
+        default=None, description="the caller's reference given at POST /predict (stored encrypted)"
+    )
     reviews: list[ReviewOut]
     preview: str | None = Field(
         default=None,

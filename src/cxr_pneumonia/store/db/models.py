@@ -79,6 +79,12 @@ class PredictionRecord(Base):
     image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))
+    # The caller's own reference (an accession number, say), sealed like images (store/references.py)
+    # with an HMAC beside it for exact-match search; never in the audit chain or the digest.
+    reference_nonce: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reference_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     reviews: Mapped[list[Review]] = relationship(
         back_populates="prediction", order_by="Review.id", lazy="selectin"
@@ -135,3 +141,17 @@ class StoredImage(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """A caller's Idempotency-Key and the prediction it produced (one row per accepted batch item),
+    written in the prediction's own transaction so a retry can never make a second record."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    item: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 for /predict; the index in a batch
+    request_sha256: Mapped[str] = mapped_column(String(64))  # route, parameters and every file's sha256
+    prediction_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

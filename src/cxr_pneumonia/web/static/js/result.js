@@ -142,8 +142,12 @@ function subtypeBlock(prediction) {
       h("div", { class: "split-viral", style: { width: `${(pv / total) * 100}%` } }),
     ),
     h("p", { class: "split-legend" },
-      h("span", null, h("i", { class: "swatch swatch-bacterial", "aria-hidden": "true" }), `Bacterial ${percent(pb)}`),
-      h("span", null, h("i", { class: "swatch swatch-viral", "aria-hidden": "true" }), `Viral ${percent(pv)}`)),
+      h("span", null, h("i", { class: "swatch swatch-bacterial", "aria-hidden": "true" }), "Bacterial"),
+      h("span", null, h("i", { class: "swatch swatch-viral", "aria-hidden": "true" }), "Viral")),
+    // One number on the card (the share above), explained once: two sets of percentages read as two answers.
+    h("p", { class: "hint", "data-testid": "subtype-explained" },
+      "The bar splits the pneumonia probability between the two patterns the model was trained on. "
+      + "It is a pattern on the image, not a microbiology result."),
   );
 }
 
