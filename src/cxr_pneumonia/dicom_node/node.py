@@ -12,9 +12,10 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
+from ..errors import ModelError
 from ..inference import Predictor
 from .options import NodeOptions
 from .outbox import Outbox, Sender
@@ -22,18 +23,30 @@ from .processor import Processor, ResultStore
 from .scp import StorageSCP
 from .spool import Spool
 
+if TYPE_CHECKING:
+    from ..registry.serving import ModelRouter
+
 log = logging.getLogger(__name__)
 
 
 class DicomNode:
     """Start with :meth:`start` (non-blocking), end with :meth:`stop`; also a context manager."""
 
-    def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
+    def __init__(
+        self,
+        options: NodeOptions,
+        predictor: Predictor,
+        store: ResultStore,
+        models: ModelRouter | None = None,
+    ) -> None:
         self.options = options
         self.store = store
+        self.models = models
         self.spool = Spool(options.spool_dir)
         self.outbox = Outbox(options.spool_dir)
-        self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)
+        self.processor = Processor(
+            predictor, store, self.outbox, refusal_sr=options.refusal_sr, models=models
+        )
         self.scp = StorageSCP(options, self.spool, on_received=self._enqueue, on_rejected=self._rejected)
         self.sender: Sender | None = None
         if options.destination is not None:
@@ -62,15 +75,22 @@ class DicomNode:
         store: ResultStore | None = None,
     ) -> DicomNode:
         """The node as Settings describe it: model package, database, options (unless given)."""
-        options = options or NodeOptions.from_settings(settings)
-        if predictor is None:
-            predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
-                                               min_side=settings.min_side)  # fmt: skip
-        if store is None:
-            from ..store.facade import Store
+        from ..registry.serving import ModelLoader, ModelRouter
+        from ..store.facade import Store
 
+        options = options or NodeOptions.from_settings(settings)
+        if store is None:
             store = Store.from_settings(settings)
-        return cls(options, predictor, store)
+        if predictor is not None:
+            return cls(options, predictor, store)
+        # CXR_MODEL_URI (a path or models:/...), with the service's A/B split, shadow and hot swap
+        if not isinstance(store, Store):
+            raise ModelError("serving from the model URIs needs the shared Store")
+        models = ModelRouter(settings, store, ModelLoader(settings)).start()
+        if models.champion is None:
+            raise ModelError(f"no model can be served: {models.errors.get('champion')}")
+        models.start_polling()
+        return cls(options, models.champion.predictor, store, models)
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -102,6 +122,8 @@ class DicomNode:
             self._worker = None
         if self.sender is not None:
             self.sender.stop()
+        if self.models is not None:
+            self.models.close()
 
     def __enter__(self) -> DicomNode:
         self.start()

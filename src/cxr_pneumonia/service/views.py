@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import DISCLAIMER
 from ..store.db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
+from ..store.shadow import served_model
 from .deps import API_PREFIX
 from .schemas.accounts import KeyOut, UserOut
 from .schemas.audit import AuditEventOut
@@ -32,6 +33,7 @@ def review_out(review: Review, predicted_label: str) -> ReviewOut:
 def prediction_out(row: PredictionRecord, preview: str | None = None) -> PredictionOut:
     base = f"{API_PREFIX}/predictions/{row.id}"
     subtype, subtype_confidence = _subtype(row)
+    served = served_model(row)
     return PredictionOut(
         id=row.id,
         created_at=row.created_at,
@@ -55,6 +57,9 @@ def prediction_out(row: PredictionRecord, preview: str | None = None) -> Predict
             sha256=row.model_sha256,
             preprocess_version=row.preprocess_version,
             model_id=row.model_id,
+            digest=served.get("digest") or None,
+            registry_version=served.get("registry_version"),
+            arm=served.get("arm"),
         ),
         input_sha256=row.input_sha256,
         input_meta=dict(row.input_meta),

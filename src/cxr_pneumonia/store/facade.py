@@ -25,10 +25,11 @@ from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
 from .db.migrate import upgrade
-from .db.models import PredictionRecord, StoredImage
+from .db.models import PredictionRecord, ShadowPrediction, StoredImage
 from .images import storage_png
 from .observer import NoObserver, StoreObserver
 from .records import build_record
+from .shadow import shadow_row
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,15 @@ class Store:
             if sealed is not None and session.get(StoredImage, sealed.sha256) is None:
                 session.add(sealed)
         self.observer.observe_prediction(prediction, source)
+        return row
+
+    def record_shadow(
+        self, prediction_id: str, outcome: Prediction | tuple[str, dict[str, Any]]
+    ) -> ShadowPrediction:
+        """Commit a shadow model's answer (or refusal) to an input ``prediction_id`` answered."""
+        row = shadow_row(prediction_id, outcome)
+        with self.transaction() as session:
+            session.add(row)
         return row
 
     def audit(

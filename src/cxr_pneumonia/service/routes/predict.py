@@ -11,6 +11,7 @@ from ...errors import CXRError, ModelError, TooLarge
 from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
+from ...registry.serving import ServedModel
 from ...store.security.principal import Principal
 from ..deps import CanPredict, ContextDep, PredictorDep, RequestContext, StateDep, only_form_fields
 from ..images import preview_data_url
@@ -65,6 +66,7 @@ def _commit(
     prediction: Prediction,
     source: str,
     data: bytes,
+    served: ServedModel,
     preview: bool = False,
 ) -> PredictionOut:
     row = state.store.commit_prediction(
@@ -73,8 +75,10 @@ def _commit(
         caller=principal.actor,
         client=ctx.client,
         request_id=ctx.request_id,
+        extra={"model": served.record_model()},
         image=data,
     )
+    state.models.shadow(row.id, data)  # queued for the shadow model, if any: never waited for
     out = prediction_out(row)
     if preview:
         settings = state.settings
@@ -101,12 +105,15 @@ def predict(
     data: bytes | None = None
     try:
         data = read_capped(file, state.settings.max_bytes)
+        # A/B: the input's sha256 picks the arm, so the same image always gets the same model
+        served = state.route(hashlib.sha256(data).hexdigest())
+        assert served.batcher is not None
         # not inside an inference slot: the micro-batcher runs one batch at a time by itself
-        prediction = state.require_batcher().predict(data)
+        prediction = served.batcher.predict(data)
     except CXRError as exc:
         _refused(state, ctx, principal, exc, source, data)
         raise
-    return _commit(state, ctx, principal, prediction, source, data, preview)
+    return _commit(state, ctx, principal, prediction, source, data, served, preview)
 
 
 @router.post(
@@ -120,7 +127,6 @@ def predict_batch(
     _fields: Annotated[None, Depends(only_form_fields("files"))],
     ctx: ContextDep,
     state: StateDep,
-    predictor: PredictorDep,
     files: Annotated[list[UploadFile], File(description="the radiographs (at most CXR_BATCH_MAX_FILES)")],
     source: Source = "api",
 ) -> BatchOut:
@@ -134,15 +140,16 @@ def predict_batch(
         except CXRError as exc:
             read.append(exc)
     readable = [item for item in read if isinstance(item, bytes)]
+    served = state.require_champion()  # a batch is answered by one model: the champion (no A/B split)
     with state.inference_slot():
-        predicted = iter(predictor.predict_batch(readable))
+        predicted = iter(served.predictor.predict_batch(readable))
     results: list[BatchItem] = []
     for index, (upload, item) in enumerate(zip(files, read, strict=True)):
         outcome = next(predicted) if isinstance(item, bytes) else item
         data = item if isinstance(item, bytes) else None
         filename = (upload.filename or "")[:255] or None  # echoed to the caller only, never stored or logged
         if isinstance(outcome, Prediction) and data is not None:
-            out = _commit(state, ctx, principal, outcome, source, data)
+            out = _commit(state, ctx, principal, outcome, source, data, served)
             results.append(BatchItem(index=index, filename=filename, ok=True, prediction=out))
         else:
             assert isinstance(outcome, CXRError)

@@ -22,6 +22,9 @@ class ModelRefOut(BaseModel):
     sha256: str
     preprocess_version: str
     model_id: str
+    digest: str | None = None  # the package digest
+    registry_version: str | None = None  # the registry version it was served as; None: a path
+    arm: str | None = None  # which model answered: champion or challenger (A/B)
 
 
 class TimingsOut(BaseModel):
