@@ -92,7 +92,7 @@ def test_promotion_gate_force_and_rollback(
         registry.register(packages[key], name)  # versions 2, 3, 4
     with pytest.raises(PromotionRefused, match="no evaluation recorded"):
         registry.promote(name, "2", "champion")
-    with pytest.raises(PromotionRefused, match="worse than the champion.*auroc"):
+    with pytest.raises(PromotionRefused, match=r"worse than the champion.*auroc"):
         registry.promote(name, "3", "champion")
     assert registry.champion(name).version == "1"  # type: ignore[union-attr]
     refused = [e for e in _events(registry, "model_promote") if e["outcome"] == "refused"]
@@ -102,7 +102,7 @@ def test_promotion_gate_force_and_rollback(
     assert result is not None and result.passed
     assert registry.champion(name).version == "4"  # type: ignore[union-attr]
 
-    with pytest.raises(RegistryError, match="--reason"):
+    with pytest.raises(RegistryError, match=r"--reason"):
         registry.promote(name, "3", "champion", force=True)
     registry.promote(name, "3", "champion", force=True, reason="site validation on 2,000 local studies")
     forced = _events(registry, "model_promote")[-1]
