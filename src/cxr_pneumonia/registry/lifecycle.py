@@ -103,7 +103,7 @@ class Registry:
         if not self._exists(name):
             self.client.create_registered_model(name, description="CXR pneumonia model packages")
         experiment = self.client.get_experiment_by_name(EXPERIMENT)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(EXPERIMENT)
+        experiment_id = experiment.experiment_id if experiment else self._create_experiment()
         run = self.client.create_run(
             experiment_id, run_name=manifest.model_id, tags={DIGEST_TAG: manifest.digest}
         )
@@ -128,6 +128,14 @@ class Registry:
             self._move(name, alias, registered.version, actor, {"via": "register"})
             registered = self.get(name, registered.version)
         return Registered(registered, created=True)
+
+    def _create_experiment(self) -> str:
+        """A server keeps the artifacts where it was told to; a local store would put them in the
+        current directory (./mlruns): under the data dir instead."""
+        location = None
+        if not self.uri.startswith(("http://", "https://")):
+            location = (self.settings.data_dir / "mlflow-artifacts").resolve().as_uri()
+        return str(self.client.create_experiment(EXPERIMENT, artifact_location=location))
 
     def promote(
         self,

@@ -7,7 +7,9 @@ full queue drops the input and counts it (a shadow must never slow or fail the a
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,6 +19,21 @@ from ..inference import Predictor
 from ..store.facade import Store
 
 log = logging.getLogger(__name__)
+
+
+SHADOW_NICENESS = 19
+
+
+def _lower_this_threads_priority() -> None:
+    """On Linux a thread has its own nice value: the shadow (one ONNX Runtime thread, run on this
+    one) then only gets the CPU the answers leave. Elsewhere it runs at normal priority."""
+    set_priority = getattr(os, "setpriority", None)
+    if set_priority is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        set_priority(os.PRIO_PROCESS, threading.get_native_id(), SHADOW_NICENESS)
+    except OSError as exc:
+        log.warning("the shadow thread runs at normal priority: %s", exc)
 
 
 class ShadowRunner:
@@ -61,6 +78,7 @@ class ShadowRunner:
         }
 
     def _run(self) -> None:
+        _lower_this_threads_priority()
         while True:
             item = self._queue.get()
             try:
