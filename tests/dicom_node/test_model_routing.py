@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from conftest import derive_package
 from pydicom.uid import generate_uid
+from registry_helpers import derive_package
 from sqlalchemy import select
 
 from cxr_pneumonia.config import Settings

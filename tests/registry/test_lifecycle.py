@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MlflowServer, derive_package, require_mlflow
+from registry_helpers import MlflowServer, derive_package, require_mlflow
 from sqlalchemy import select
 from typer.testing import CliRunner
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import derive_package
+from registry_helpers import derive_package
 from sqlalchemy import select
 
 from cxr_pneumonia.registry.serving import in_challenger_arm

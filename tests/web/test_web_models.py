@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import derive_package
 from playwright.sync_api import expect
+from registry_helpers import derive_package
 
 from .conftest import API, Shots, running_server
 from .steps import sign_in
