@@ -168,3 +168,32 @@ def test_the_registry_unreachable_at_start_serves_the_cached_package_degraded(
     # without a cached package there is nothing to serve: not ready, with the reason
     empty = make_service(own_predictor=True, model_uri=f"models:/{name}@champion", mlflow_tracking_uri=dead)
     assert empty.client.get(f"{API}/health/ready").status_code == 503
+
+
+def test_the_service_follows_a_moved_alias_by_itself(
+    make_service: Callable[..., Service],
+    registered: Callable[..., Service],
+    mlflow_server: MlflowServer,
+    bundled_model_path: Path,
+    chest_jpeg: bytes,
+    tmp_path: Path,
+) -> None:
+    """CXR_MODEL_POLL_SECONDS: no reload call, the poller notices the alias moved and swaps."""
+    name = "followed-by-polling"
+    registry = _registry(make_service(), mlflow_server)
+    registry.register(bundled_model_path, name, alias="champion")
+    second = registry.register(derive_package(bundled_model_path, tmp_path / "v2", version="1.1.0",
+                                              temperature_factor=0.97), name)  # fmt: skip
+    service = registered(make_service, name, model_poll_seconds=0.5)
+    with uvicorn_server(service.app) as url:  # the app's lifespan starts the poller
+        registry.promote(name, second.version.version, "champion")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready = httpx.get(f"{url}{API}/health/ready", timeout=10).json()
+            if ready["model"]["registry_version"] == "2":
+                break
+            time.sleep(0.5)
+        assert ready["model"]["registry_version"] == "2"
+        answer = httpx.post(f"{url}{API}/predict", files={"file": ("x.jpeg", chest_jpeg)},
+                            headers=service.key("clinician"), timeout=60)  # fmt: skip
+        assert answer.json()["model"]["registry_version"] == "2"
