@@ -60,12 +60,12 @@ def registered(
     """A service whose champion is models:/<name>@champion on the mlflow server."""
 
     def make(make_service: Callable[..., Service], name: str, **overrides: object) -> Service:
+        settings: dict[str, object] = {"model_poll_seconds": 0, **overrides}  # a test may poll
         return make_service(
             own_predictor=True,
             model_uri=f"models:/{name}@champion",
             mlflow_tracking_uri=mlflow_server.url,
-            model_poll_seconds=0,
-            **overrides,
+            **settings,
         )
 
     return make
