@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from registry_helpers import MlflowServer, free_loopback_port, require_mlflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,3 +98,42 @@ def predictor(bundled_model_path: Path):
     from cxr_pneumonia.inference import Predictor
 
     return Predictor.from_package(bundled_model_path)
+
+
+# ---- the model registry: a real `mlflow server` ---------------------------------------------------
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` on a free loopback port: SQLite backend, local artifact root, one worker and no
+    job runners (~5 s to start, ~480 MB), shared by every registry test of the session."""
+    require_mlflow()
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_loopback_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # ~5 s on a quiet machine; far more beside a training run
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (root / "server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start in 300 s")
+        yield MlflowServer(url, root / "artifacts")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()

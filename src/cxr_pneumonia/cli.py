@@ -245,7 +245,10 @@ def predict(
     paths: Annotated[
         list[str], typer.Argument(help="files, directories (recursive) or globs; PNG/JPEG/DICOM")
     ],
-    model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="package path or models:/NAME@ALIAS, models:/NAME/VERSION (default CXR_MODEL_URI)"),
+    ] = None,
     heatmaps: Annotated[Path | None, typer.Option(help="write a heatmap overlay PNG per image here")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
@@ -318,14 +321,18 @@ def _served_results(
         yield from client.iter_predict(files, batch_size=batch_size)
 
 
-def _open_predictor(model: Path | None) -> Predictor:
+def _open_predictor(model: Path | str | None) -> Predictor:
+    """A path or registry URI (models:/...); default CXR_MODEL_URI, else CXR_MODEL_PATH."""
     from .config import get_settings
-    from .inference import Predictor
+    from .registry.serving import ModelLoader
 
     settings = get_settings()
-    return Predictor.from_package(
-        model or settings.model_path, threads=settings.intra_op_threads, min_side=settings.min_side
-    )
+    predictor, degraded = ModelLoader(settings).load_predictor(str(model or settings.served_model_uri))
+    if degraded:
+        err_console.print(
+            f"[yellow]degraded[/yellow] the registry did not answer; cached package: {escape(degraded)}"
+        )
+    return predictor
 
 
 # ---- command groups defined next to the code they drive (each module imports lazily) ----------
@@ -339,6 +346,9 @@ _register_store(app)  # users, keys, audit, db
 from .dicom_node.commands import register as _register_dicom  # noqa: E402
 
 _register_dicom(app)  # dicom-node
+from .registry.commands import register as _register_models  # noqa: E402
+
+_register_models(app)  # models
 
 
 def main() -> None:

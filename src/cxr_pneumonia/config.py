@@ -102,8 +102,28 @@ class Settings(BaseSettings):
     fhir_retry_max_seconds: float = 300.0
     fhir_retry_max_attempts: int = 0  # 0: retry forever; otherwise park the bundle in fhir/outbox-failed
 
-    # Training / registry
-    mlflow_tracking_uri: str | None = None
+    # Training / registry (registry/, docs/models.md)
+    mlflow_tracking_uri: str | None = (
+        None  # default: sqlite:///<data_dir>/mlflow.sqlite3; production: http://mlflow:5000
+    )
+    # What to serve: a package path or models:/NAME@ALIAS | models:/NAME/VERSION; None: model_path.
+    model_uri: str | None = None
+    shadow_model_uri: str | None = None  # run on every accepted input, stored, never returned
+    ab_model_uri: str | None = None  # the challenger arm of an A/B split
+    ab_percent: float = Field(default=0.0, ge=0.0, le=100.0)  # share of inputs the challenger answers
+    model_poll_seconds: float = 60.0  # how often the service checks whether a served alias moved; 0: never
+    model_cache_dir: Path | None = (
+        None  # registry downloads, one folder per digest; default data_dir/model-cache
+    )
+    shadow_queue_size: int = 256  # shadow inputs waiting; beyond it they are dropped and counted
+    registry_model_name: str = "cxr-pneumonia"  # the registered model `cxr models` works on by default
+    # The promotion gate: the site's evaluation dataset version (None: the champion's training data
+    # version), the split, and how much worse than the champion a candidate may be on each metric.
+    evaluation_dataset_version: str | None = None
+    evaluation_split: str = "test"
+    gate_auroc_tolerance: float = 0.005
+    gate_sensitivity_tolerance: float = 0.01
+    gate_ece_tolerance: float = 0.01
 
     # DICOM node (`cxr dicom-node`): CLI options override these.
     dicom_ae_title: str = "CXR_AI"
@@ -140,6 +160,14 @@ class Settings(BaseSettings):
     @property
     def resolved_dicom_spool_dir(self) -> Path:
         return self.dicom_spool_dir or self.data_dir / "dicom"
+
+    @property
+    def served_model_uri(self) -> str:
+        return self.model_uri or str(self.model_path)
+
+    @property
+    def resolved_model_cache(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "model-cache"
 
     @property
     def resolved_mlflow_uri(self) -> str:

@@ -38,6 +38,10 @@ REQUIRED = {
     ("GET", f"{API}/audit"): "read_audit",
     ("GET", f"{API}/audit/verify"): "read_audit",
     ("GET", f"{API}/models/current"): "read_model",
+    ("GET", f"{API}/models"): "read_model",
+    ("GET", f"{API}/models/{{model_id}}/card"): "read_model",
+    ("GET", f"{API}/models/compare"): "read_history",
+    ("POST", f"{API}/admin/models/reload"): "manage",
     ("GET", f"{API}/auth/me"): ANY_ROLE,
     ("POST", f"{API}/auth/password"): ANY_ROLE,
 }
@@ -49,7 +53,7 @@ GRANTS = {
     "auditor": {"read_history", "read_audit", "read_model"},
     "integration": {"predict", "read_model"},
 }
-PATH_VALUES = {"prediction_id": "0" * 32, "username": "someone", "key_id": "0" * 12}
+PATH_VALUES = {"prediction_id": "0" * 32, "username": "someone", "key_id": "0" * 12, "model_id": "0" * 12}
 
 
 def _routes(service: Service) -> set[tuple[str, str]]:

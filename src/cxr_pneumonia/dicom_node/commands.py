@@ -80,7 +80,9 @@ def dicom_node(
 
     settings = get_settings()
     if model is not None:
-        settings = settings.model_copy(update={"model_path": model})
+        settings = settings.model_copy(
+            update={"model_uri": str(model)}
+        )  # a --model path wins over CXR_MODEL_URI
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -12,9 +12,10 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
+from ..errors import ModelError
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
 from ..store.facade import Store
@@ -27,6 +28,9 @@ from .processor import Processor, ResultStore
 from .scp import StorageSCP
 from .stow import stow_files
 
+if TYPE_CHECKING:
+    from ..registry.serving import ModelRouter
+
 log = logging.getLogger(__name__)
 
 SPOOL_POLL_SECONDS = 1.0  # how soon an instance stored by STOW-RS (through the service) is analysed
@@ -35,13 +39,22 @@ SPOOL_POLL_SECONDS = 1.0  # how soon an instance stored by STOW-RS (through the 
 class DicomNode:
     """Start with :meth:`start` (non-blocking), end with :meth:`stop`; also a context manager."""
 
-    def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
+    def __init__(
+        self,
+        options: NodeOptions,
+        predictor: Predictor,
+        store: ResultStore,
+        models: ModelRouter | None = None,
+    ) -> None:
         self.options = options
         self.store = store
         make_private(options.spool_dir)  # received instances carry patient headers
+        self.models = models
         self.spool = Spool(options.spool_dir)
         self.outbox = Outbox(options.spool_dir)
-        self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)
+        self.processor = Processor(
+            predictor, store, self.outbox, refusal_sr=options.refusal_sr, models=models
+        )
         self.scp = StorageSCP(options, self.spool, on_received=self._enqueue, on_rejected=self._rejected)
         self.sender: OutboxSender | None = None
         if options.destination_dicomweb:
@@ -83,15 +96,25 @@ class DicomNode:
         store: ResultStore | None = None,
     ) -> DicomNode:
         """The node as Settings describe it: model package, database, options (unless given)."""
+        from ..registry.serving import ModelLoader, ModelRouter
+
         options = options or NodeOptions.from_settings(settings)
-        if predictor is None:
-            predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
-                                               min_side=settings.min_side)  # fmt: skip
         fhir = None
         if store is None:
             fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
             store = Store.from_settings(settings, publisher=fhir)
-        node = cls(options, predictor, store)
+        if predictor is not None:
+            node = cls(options, predictor, store)
+            node.fhir = fhir
+            return node
+        # CXR_MODEL_URI (a path or models:/...), with the service's A/B split, shadow and hot swap
+        if not isinstance(store, Store):
+            raise ModelError("serving from the model URIs needs the shared Store")
+        models = ModelRouter(settings, store, ModelLoader(settings)).start()
+        if models.champion is None:
+            raise ModelError(f"no model can be served: {models.errors.get('champion')}")
+        models.start_polling()
+        node = cls(options, models.champion.predictor, store, models)
         node.fhir = fhir
         return node
 
@@ -129,6 +152,8 @@ class DicomNode:
             self.sender.stop()
         if self.fhir is not None:
             self.fhir.stop()
+        if self.models is not None:
+            self.models.close()
 
     def __enter__(self) -> DicomNode:
         self.start()

@@ -48,6 +48,8 @@ class ModelRef:
     # The package digest (package.package_digest): weights, calibration, thresholds, references. Two
     # packages with the same weights but another calibration answer differently: caches key on this.
     digest: str = ""
+    # The registry version this package was served as (models:/NAME/VERSION), None for a plain path.
+    registry_version: str | None = None
 
     @property
     def cache_key(self) -> str:
@@ -165,6 +167,7 @@ class Prediction:
                 model["sha256"],
                 model["preprocess_version"],
                 model.get("digest", ""),
+                model.get("registry_version"),
             ),
             input_sha256=data["input_sha256"],
             input_meta=dict(data["input_meta"]),

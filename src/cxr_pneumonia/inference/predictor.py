@@ -65,6 +65,7 @@ class Predictor:
         limits: Limits | None = None,
         min_side: int = 64,
         cache: ResultCache | None = None,
+        registry_version: str | None = None,
     ) -> None:
         self.package = package
         manifest = package.manifest
@@ -79,7 +80,12 @@ class Predictor:
         self.min_side = min_side
         self.cache: ResultCache = cache if cache is not None else MemoryCache()
         self.model_ref = ModelRef(
-            manifest.name, manifest.version, manifest.onnx_sha256, self.spec.version, manifest.digest
+            manifest.name,
+            manifest.version,
+            manifest.onnx_sha256,
+            self.spec.version,
+            manifest.digest,
+            registry_version,
         )
         self._self_check()
 

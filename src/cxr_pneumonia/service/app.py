@@ -14,6 +14,7 @@ from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
+from ..registry.serving import CHAMPION, ServedModel
 from ..store.facade import Store
 from . import errors, metrics
 from .deps import API_PREFIX
@@ -22,7 +23,7 @@ from .ratelimit import RateLimiter
 from .routes import api_router, root_router
 from .routes.dicomweb import router as dicomweb_router
 from .security.tokens import TokenIssuer, signing_key
-from .state import ServiceState, load_predictor
+from .state import ServiceState, start_models
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +49,25 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
     # the store's commits feed our Prometheus counters (and the FHIR push)
     store = Store.from_settings(settings, observer=metrics, publisher=fhir)
-    model_error = None
-    if predictor is None:
-        predictor, model_error = load_predictor(settings)
-    if predictor is not None:
-        metrics.set_model(predictor.model_ref)
+    models = start_models(settings, store, predictor)
+    if models.champion is not None:
+        metrics.set_model(models.champion.predictor.model_ref)
+    models.on_swap.append(_announce_champion)
     state = ServiceState(
         settings=settings,
         store=store,
         limiter=RateLimiter(settings),
         tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
-        predictor=predictor,
-        model_error=model_error,
+        models=models,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if fhir is not None:
             fhir.start(store.is_recorded)
+        models.start_polling()  # alias moves are picked up while the app serves
         yield
+        models.close()
         if fhir is not None:
             fhir.stop()
         store.close()
@@ -89,6 +90,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(dicomweb_router)
     _mount_web(app, settings)
     return app
+
+
+def _announce_champion(served: ServedModel) -> None:
+    if served.role == CHAMPION:
+        metrics.set_model(served.predictor.model_ref)
 
 
 def _mount_web(app: FastAPI, settings: Settings) -> None:

@@ -26,14 +26,23 @@ def serve(
     prepare_multiprocess_metrics(settings, workers)  # before anything imports prometheus_client
     from ..errors import CXRError
     from ..package import ModelPackage
+    from ..registry.serving import ModelLoader
+    from ..registry.uri import parse_model_uri
     from ..store.bootstrap import ensure_admin
     from ..store.facade import Store
     from .banner import banner
 
     try:
-        package = ModelPackage.open(settings.model_path)
+        uri = parse_model_uri(settings.served_model_uri)
+        # a registry version is downloaded (once per digest) and verified here, before any worker starts
+        fetched = ModelLoader(settings).fetch(uri) if uri.in_registry else None
+        package = ModelPackage.open(fetched.path if fetched else settings.served_model_uri)
     except CXRError as exc:
-        raise fail(f"the model package cannot be served: {exc.detail} (set CXR_MODEL_PATH)") from None
+        raise fail(
+            f"the model package cannot be served: {exc.detail} (set CXR_MODEL_URI or CXR_MODEL_PATH)"
+        ) from None
+    if fetched is not None and fetched.degraded:
+        typer.echo(f"degraded: serving the cached package ({fetched.degraded})")
     store = Store.from_settings(settings)
     first = ensure_admin(store, cli_actor())
     store.close()
@@ -41,7 +50,8 @@ def serve(
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         typer.echo(banner(first, f"http://{shown_host}:{port}"))
         sys.stdout.flush()
-    typer.echo(f"serving {package.manifest.model_id} on http://{host}:{port} with {workers} worker(s)")
+    served = package.manifest.model_id + (f" (registry version {fetched.version})" if fetched else "")
+    typer.echo(f"serving {served} on http://{host}:{port} with {workers} worker(s)")
     sys.stdout.flush()
     run(host, port, workers, settings)
 

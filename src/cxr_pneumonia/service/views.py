@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import DISCLAIMER
 from ..inference.prediction import headline_for, is_outside_population
 from ..store.db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
+from ..store.shadow import served_model
 from .deps import API_PREFIX
 from .schemas.accounts import KeyOut, UserOut
 from .schemas.audit import AuditEventOut
@@ -36,6 +37,7 @@ def prediction_out(
     base = f"{API_PREFIX}/predictions/{row.id}"
     subtype, subtype_confidence = _subtype(row)
     codes = [str(f.get("code", "")) for f in row.findings]
+    served = served_model(row)
     return PredictionOut(
         id=row.id,
         created_at=row.created_at,
@@ -61,7 +63,9 @@ def prediction_out(
             sha256=row.model_sha256,
             preprocess_version=row.preprocess_version,
             model_id=row.model_id,
-            digest=row.model_digest,
+            digest=row.model_digest or served.get("digest") or None,
+            registry_version=served.get("registry_version"),
+            arm=served.get("arm"),
         ),
         input_sha256=row.input_sha256,
         input_meta=dict(row.input_meta),

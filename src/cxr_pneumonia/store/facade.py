@@ -26,11 +26,12 @@ from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
 from .db.migrate import upgrade
-from .db.models import PredictionRecord, StoredImage
+from .db.models import PredictionRecord, ShadowPrediction, StoredImage
 from .images import storage_png
 from .observer import NoObserver, PredictionPublisher, StoreObserver
 from .private import make_private
 from .records import build_record
+from .shadow import shadow_row
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,15 @@ class Store:
     def is_recorded(self, prediction_id: str) -> bool:
         with self.reading() as session:
             return session.get(PredictionRecord, prediction_id) is not None
+
+    def record_shadow(
+        self, prediction_id: str, outcome: Prediction | tuple[str, dict[str, Any]]
+    ) -> ShadowPrediction:
+        """Commit a shadow model's answer (or refusal) to an input ``prediction_id`` answered."""
+        row = shadow_row(prediction_id, outcome)
+        with self.transaction() as session:
+            session.add(row)
+        return row
 
     def audit(
         self,

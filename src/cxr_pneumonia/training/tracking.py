@@ -24,8 +24,9 @@ class Tracker:
         self.out_dir = out_dir
         self._mlflow: Any = None
         try:
-            import mlflow
+            from ..registry.mlflow_env import import_mlflow
 
+            mlflow = import_mlflow()  # telemetry off before MLflow loads
             settings = get_settings()
             uri = settings.resolved_mlflow_uri
             if uri.startswith("sqlite:///"):

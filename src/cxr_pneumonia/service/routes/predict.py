@@ -11,6 +11,7 @@ from ...errors import CXRError, ModelError, TooLarge
 from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
+from ...registry.serving import ServedModel
 from ...store import idempotency, references
 from ...store.db.models import PredictionRecord
 from ...store.security.principal import Principal
@@ -79,6 +80,7 @@ def _commit(
     prediction: Prediction,
     source: str,
     data: bytes,
+    served: ServedModel,
     preview: bool = False,
     claim: idempotency.Claim | None = None,
     reference: str | None = None,
@@ -89,10 +91,12 @@ def _commit(
         caller=principal.actor,
         client=ctx.client,
         request_id=ctx.request_id,
+        extra={"model": served.record_model()},
         image=data,
         claim=claim,
         reference=reference,
     )
+    state.models.shadow(row.id, data)  # queued for the shadow model, if any: never waited for
     return _out(state, row, data, preview)
 
 
@@ -159,12 +163,15 @@ def predict(
         if (earlier := _earlier(state, claim).get(0)) is not None:
             response.headers[REPLAY_HEADER] = "true"
             return _out(state, earlier, data, preview)
+        # A/B: the input's sha256 picks the arm, so the same image always gets the same model
+        served = state.route(hashlib.sha256(data).hexdigest())
+        assert served.batcher is not None
         # not inside an inference slot: the micro-batcher runs one batch at a time by itself
-        prediction = state.require_batcher().predict(data)
+        prediction = served.batcher.predict(data)
     except CXRError as exc:
         _refused(state, ctx, principal, exc, source, data)
         raise
-    return _commit(state, ctx, principal, prediction, source, data, preview, claim, reference)
+    return _commit(state, ctx, principal, prediction, source, data, served, preview, claim, reference)
 
 
 @router.post(
@@ -178,7 +185,6 @@ def predict_batch(
     _fields: Annotated[None, Depends(only_form_fields("files"))],
     ctx: ContextDep,
     state: StateDep,
-    predictor: PredictorDep,
     files: Annotated[list[UploadFile], File(description="the radiographs (at most CXR_BATCH_MAX_FILES)")],
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -198,8 +204,9 @@ def predict_batch(
     if earlier:
         response.headers[REPLAY_HEADER] = "true"  # items not committed the first time are read now
     readable = [item for i, item in enumerate(read) if isinstance(item, bytes) and i not in earlier]
+    served = state.require_champion()  # a batch is answered by one model: the champion (no A/B split)
     with state.inference_slot():
-        predicted = iter(predictor.predict_batch(readable))
+        predicted = iter(served.predictor.predict_batch(readable))
     results: list[BatchItem] = []
     for index, (upload, item) in enumerate(zip(files, read, strict=True)):
         data = item if isinstance(item, bytes) else None
@@ -211,7 +218,7 @@ def predict_batch(
         outcome = next(predicted) if data is not None else item
         if isinstance(outcome, Prediction) and data is not None:
             item_claim = claim.for_item(index) if claim else None
-            out = _commit(state, ctx, principal, outcome, source, data, claim=item_claim)
+            out = _commit(state, ctx, principal, outcome, source, data, served, claim=item_claim)
             results.append(BatchItem(index=index, filename=filename, ok=True, prediction=out))
         else:
             assert isinstance(outcome, CXRError)

@@ -25,6 +25,8 @@ class ModelRefOut(BaseModel):
     digest: str | None = Field(
         default=None, description="the model package digest (weights and decision rule)"
     )
+    registry_version: str | None = None  # the registry version it was served as; None: a path
+    arm: str | None = None  # which model answered: champion or challenger (A/B)
 
 
 class TimingsOut(BaseModel):

@@ -155,3 +155,22 @@ class IdempotencyRecord(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))  # route, parameters and every file's sha256
     prediction_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ShadowPrediction(Base):
+    """A shadow model's answer to an input another model answered: stored, never returned or sent."""
+
+    __tablename__ = "shadow_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    model_digest: Mapped[str] = mapped_column(String(64), index=True)
+    registry_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the shadow refused it
+    p_pneumonia: Mapped[float | None] = mapped_column(Double, nullable=True)
+    refer: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the refusal's code
+    inference_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
