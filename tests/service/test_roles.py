@@ -23,6 +23,7 @@ REQUIRED = {
     ("GET", f"{API}/predictions"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/heatmap.png"): "read_history",
+    ("GET", f"{API}/predictions/{{prediction_id}}/heatmap-grey.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/image.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/overlay.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/fhir"): "read_history",

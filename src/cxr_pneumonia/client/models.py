@@ -30,6 +30,9 @@ class ModelInfo(_Model):
     sha256: str
     preprocess_version: str
     model_id: str
+    digest: str | None = None
+    registry_version: str | None = None
+    arm: str | None = None
 
 
 class TimingsInfo(_Model):
@@ -56,6 +59,8 @@ class PredictionResult(_Model):
     source: str
     caller: str
     label: Label
+    headline: str
+    outside_population: bool
     p_pneumonia: float
     p_bacterial: float
     p_viral: float
@@ -75,6 +80,9 @@ class PredictionResult(_Model):
     cached: bool
     disclaimer: str
     heatmap_url: str
+    heatmap_grey_url: str
+    heatmap_peak: float | None = None
+    heatmap_reference: float | None = None
     image_url: str | None = None
     overlay_url: str | None = None
     reviews: list[ReviewResult]
@@ -94,11 +102,17 @@ class PredictionResult(_Model):
             ood_score=self.ood_score,
             ood_threshold=self.ood_threshold,
             model=ModelRef(
-                self.model.name, self.model.version, self.model.sha256, self.model.preprocess_version
+                self.model.name,
+                self.model.version,
+                self.model.sha256,
+                self.model.preprocess_version,
+                self.model.digest or "",
             ),
             input_sha256=self.input_sha256,
             input_meta=dict(self.input_meta),
             findings=tuple(Finding(f.code, f.detail, f.severity) for f in self.findings),
+            heatmap_peak=self.heatmap_peak,
+            heatmap_reference=self.heatmap_reference,
             timings=Timings(**self.timings_ms.model_dump()),
             cached=self.cached,
             disclaimer=self.disclaimer,
