@@ -30,6 +30,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float) -> None:
+    """Ask a server to stop with `sig`; kill it if it has not within `timeout` seconds."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @dataclass
 class Server:
     url: str
@@ -39,13 +48,15 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, model: Path, *extra: str) -> Iterator[Server]:
+def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`cxr serve` in its own process on a free port, ready; `env` adds settings (CXR_DATABASE_URL, ...)."""
     port = _free_port()
     env = {
         **env_without_cxr(),
         "CXR_DATA_DIR": str(tmp_path / "data"),
         "CXR_MODEL_PATH": str(model),
         "CXR_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     stderr = (tmp_path / "serve.stderr").open("w")
     process = subprocess.Popen(
@@ -75,11 +86,7 @@ def serving(tmp_path: Path, model: Path, *extra: str) -> Iterator[Server]:
             pytest.fail("cxr serve did not become ready in 120 s")
         yield server
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, signal.SIGINT, 30)
         stderr.close()
 
 
