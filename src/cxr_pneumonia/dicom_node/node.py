@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Settings
 from ..inference import Predictor
+from .fsio import claim
 from .options import NodeOptions
 from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
@@ -23,6 +24,8 @@ from .scp import StorageSCP
 from .spool import Spool
 
 log = logging.getLogger(__name__)
+
+RESCAN_SECONDS = 2.0  # idle worker: look for instances another node sharing the spool did not take
 
 
 class DicomNode:
@@ -49,6 +52,7 @@ class DicomNode:
             )
         self._queue: queue.Queue[Path | None] = queue.Queue()
         self._busy = threading.Event()
+        self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
 
@@ -81,6 +85,7 @@ class DicomNode:
             log.info("resuming %d received instance(s) left by a previous run", len(backlog))
         for path in backlog:
             self._queue.put(path)
+        self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="dicom-worker", daemon=True)
         self._worker.start()
         if self.sender is not None:
@@ -97,6 +102,7 @@ class DicomNode:
         on disk for the next start."""
         self.scp.stop()
         if self._worker is not None:
+            self._stopping.set()
             self._queue.put(None)
             self._worker.join()
             self._worker = None
@@ -128,8 +134,13 @@ class DicomNode:
         self._queue.put(path)
 
     def _work(self) -> None:
-        while True:
-            path = self._queue.get()
+        while not self._stopping.is_set():
+            try:
+                path = self._queue.get(timeout=RESCAN_SECONDS)
+            except queue.Empty:
+                for waiting in self.spool.pending():
+                    self._queue.put(waiting)
+                continue
             if path is None:
                 return
             self._busy.set()
@@ -139,8 +150,11 @@ class DicomNode:
                 self._busy.clear()
 
     def _analyse(self, path: Path) -> None:
-        if not path.exists():
-            return  # already handled (queued twice across a restart)
+        with claim(path) as mine:
+            if mine:  # else: handled already, or being handled by another node sharing the spool
+                self._analyse_claimed(path)
+
+    def _analyse_claimed(self, path: Path) -> None:
         job = Spool.job_id(path)
         try:
             outcome = self.processor.process(path, job)

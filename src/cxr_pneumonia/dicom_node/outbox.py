@@ -3,8 +3,9 @@
 A result is a DICOM file in ``outbox/`` from the moment it is created until the destination has
 stored it; the sender retries with exponential back-off, so a destination that is down (or a node
 restart) delays results but loses none. With ``max_attempts`` set, a result that keeps failing is
-moved to ``outbox-failed/`` (still on disk) instead of being retried forever. A result's failed
-attempts and next retry time sit beside it (``<name>.retry.json``), so a restart neither forgets how
+moved to ``outbox-failed/`` (still on disk) instead of being retried forever. Nodes sharing the
+outbox send each result once: a result is sent only while its file is claimed (fsio.claim). A
+result's failed attempts and next retry time sit beside it (``<name>.retry.json``), so a restart neither forgets how
 often the destination refused it nor retries everything at once.
 """
 
@@ -17,12 +18,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from .fsio import move_durably, remove_stale_partials, write_durably
+from .fsio import claim, move_durably, remove_stale_partials, write_durably
 from .options import Destination, RetryPolicy
 from .scu import Delivery, store_files
 
@@ -161,13 +163,17 @@ class Sender:
         for start in range(0, len(due), BATCH):
             if self._stop.is_set():
                 break
-            batch = due[start : start + BATCH]
-            deliveries = store_files(
-                batch, self.destination, self.calling_ae, timeout=self.timeout, tls=self.tls
-            )
-            attempted += deliveries
-            for delivery in deliveries:
-                self._settle(delivery, time.monotonic())
+            with ExitStack() as held:
+                # Only results this node holds: another node sharing the outbox may be sending the rest.
+                batch = [path for path in due[start : start + BATCH] if held.enter_context(claim(path))]
+                if not batch:
+                    continue
+                deliveries = store_files(
+                    batch, self.destination, self.calling_ae, timeout=self.timeout, tls=self.tls
+                )
+                attempted += deliveries
+                for delivery in deliveries:
+                    self._settle(delivery, time.monotonic())
             if any(d.link_failed for d in deliveries):
                 self._link_failed(deliveries, time.monotonic())
                 break  # the rest of the round would fail the same way
