@@ -16,7 +16,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 
 # Everything: training (PyTorch), tests and linters.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[train,dev]"
+	$(BIN)/pip install -q -e ".[train,dev,cluster]"
 	touch $@ $(VENV)/.installed-base
 
 run: $(VENV)/.installed-base

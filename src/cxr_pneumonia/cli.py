@@ -171,22 +171,45 @@ def predict(
     ],
     model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
     heatmaps: Annotated[Path | None, typer.Option(help="write a heatmap overlay PNG per image here")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json, csv; or jsonl, parquet (appended to, resumable)")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option(help="write the results to this file (parquet: a folder of parts)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="read on a Ray cluster: its ADDRESS (host:port), auto, or local (needs the cluster extra; "
+            "jsonl or parquet output)",
+        ),
+    ] = None,
 ) -> None:
-    """Read chest radiographs. Exit code 0 when every input was read or refused, 1 when any failed."""
-    from .inference.inputs import expand_inputs
+    """Read chest radiographs (files, folders, globs, CSV manifests with a path column). Exit code 0 when
+    every input was read or refused, 1 when any failed."""
+    from .batch.job import FORMATS
+    from .batch.sources import expand_sources
     from .inference.output import PredictOutcome, render, write_heatmap
 
-    if output_format not in ("table", "json", "csv"):
-        raise typer.BadParameter("use table, json or csv", param_hint="--format")
-    files, problems = expand_inputs(paths)
+    if output_format not in ("table", "json", "csv", *FORMATS):
+        raise typer.BadParameter("use table, json, csv, jsonl or parquet", param_hint="--format")
+    if ray is not None and output_format not in FORMATS:
+        raise typer.BadParameter("--ray writes jsonl or parquet", param_hint="--format")
+    if output_format == "parquet" and output is None:
+        raise typer.BadParameter("parquet output needs --output DIR", param_hint="--output")
+    try:
+        files, problems = expand_sources(paths)
+    except CXRError as exc:
+        raise _fail(exc) from None
     for problem in problems:
         err_console.print(f"[yellow]skipped[/yellow] {problem}")
     if not files:
         err_console.print("[red]error[/red] no input files")
         raise typer.Exit(code=2)
+    if output_format in FORMATS:
+        _predict_batch(files, problems, output_format, output, model, heatmaps, batch_size, ray)
     try:
         predictor = _open_predictor(model)
     except CXRError as exc:
@@ -213,6 +236,49 @@ def predict(
         + (f", {len(problems)} skipped" if problems else "")
     )
     raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+
+
+def _predict_batch(
+    files: list[Path],
+    problems: list[str],
+    fmt: str,
+    output: Path | None,
+    model: Path | None,
+    heatmaps: Path | None,
+    batch_size: int,
+    ray: str | None,
+) -> None:
+    """`cxr predict --format jsonl|parquet [--ray ...]`: rows appended as they come; a re-run on the same
+    output skips the inputs it already holds."""
+    from .batch import sinks
+    from .batch.job import Job
+    from .config import get_settings
+
+    settings = get_settings()
+    job = Job(files, fmt, output, model or settings.model_path, settings, ray=ray, heatmaps=heatmaps,
+              batch_size=batch_size)  # fmt: skip
+    try:
+        items = job.todo()
+        if job.skipped:
+            err_console.print(f"{job.skipped} inputs already in {output}: skipped")
+        sink = sinks.open_sink(fmt, output) if output is not None else None
+        write = sink.write if sink is not None else (lambda row: typer.echo(json.dumps(row)))
+        try:
+            with Progress(console=err_console, transient=True, disable=len(items) < 4) as progress:
+                task = progress.add_task("reading" + (f" on Ray ({ray})" if ray else ""), total=len(items))
+                job.run(items, write, lambda: progress.advance(task))
+        finally:
+            if sink is not None:
+                sink.close()
+    except CXRError as exc:
+        raise _fail(exc) from None
+    counts = job.counts
+    err_console.print(
+        f"{counts.get('total', 0)} inputs read: {counts.get('pneumonia', 0)} pneumonia, "
+        f"{counts.get('normal', 0)} normal, {counts.get('refer', 0)} to refer, {counts.get('refused', 0)} refused, "
+        f"{counts.get('failed', 0)} failed" + (f", {len(problems)} skipped" if problems else "")
+    )
+    raise typer.Exit(code=1 if counts.get("failed") or problems else 0)
 
 
 def _open_predictor(model: Path | None) -> Predictor:

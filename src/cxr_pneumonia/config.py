@@ -61,6 +61,9 @@ class Settings(BaseSettings):
 
     # Training / registry
     mlflow_tracking_uri: str | None = None
+    # `cxr predict --ray ADDRESS`: the address of this machine's Ray node the driver attaches to
+    # (Ray guesses the machine's network address otherwise; a cluster on loopback needs it named).
+    ray_node_ip: str | None = None
 
     # DICOM node (`cxr dicom-node`): CLI options override these.
     dicom_ae_title: str = "CXR_AI"
