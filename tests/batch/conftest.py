@@ -102,11 +102,12 @@ def ray_cluster(missing: Callable[[str], None]) -> Iterator[RayCluster]:
         for index, command in enumerate((head, worker)):
             # Ray gives a node 30 s to register: on a loaded machine a start may time out; try again.
             for attempt in range(3):
-                log = (temp / f"node{index}.{attempt}.log").open("wb")
-                node = subprocess.Popen(
-                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-                if _wait_for_nodes(ray_bin, address, index + 1, env, node):
+                log = temp / f"node{index}.{attempt}.log"
+                with log.open("wb") as handle:
+                    node = subprocess.Popen(
+                        command, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                if _node_up(log, node):
                     nodes.append(node)
                     break
                 _stop_group(node)
@@ -121,20 +122,15 @@ def ray_cluster(missing: Callable[[str], None]) -> Iterator[RayCluster]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _wait_for_nodes(
-    ray_bin: str, address: str, count: int, env: dict[str, str], node: subprocess.Popen[bytes]
-) -> bool:
-    """True once the cluster has ``count`` live nodes; False if the node being started exits."""
-    deadline = time.monotonic() + 240
+def _node_up(log: Path, node: subprocess.Popen[bytes]) -> bool:
+    """True once `ray start` says its node runs (it has registered with the cluster); False if it exits."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        if "Ray runtime started" in log.read_text(errors="replace"):
+            return True
         if node.poll() is not None:
             return False
-        status = subprocess.run([ray_bin, "status", f"--address={address}"], env=env, capture_output=True,
-                                text=True, timeout=60)  # fmt: skip
-        active = status.stdout.split("Pending:")[0]
-        if status.returncode == 0 and active.count(" node_") >= count:
-            return True
-        time.sleep(2)
+        time.sleep(1)
     return False
 
 
