@@ -15,7 +15,9 @@ from rich.table import Table
 from .errors import CXRError
 
 if TYPE_CHECKING:
-    from .inference import Predictor
+    from collections.abc import Iterator
+
+    from .inference import Prediction, Predictor
 
 app = typer.Typer(help="CXR Pneumonia Detector: decision support, not a diagnosis.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: catalog and manifests.", no_args_is_help=True)
@@ -165,6 +167,30 @@ def evaluate(
 
 
 @app.command()
+def recalibrate(
+    model: Annotated[Path, typer.Option(help="the model package to recalibrate")],
+    data: Annotated[Path, typer.Option(help="the site's labelled cases: folder or CSV (path,label,...)")],
+    out: Annotated[Path, typer.Option(help="where to write the new package (must not exist or be empty)")],
+    split: Annotated[str, typer.Option(help="rows of the data to fit on: all, or a split name")] = "all",
+    version: Annotated[str | None, typer.Option(help="the new package's version")] = None,
+) -> None:
+    """Refit temperature, threshold and conformal quantile on a site's labelled cases: a new package
+    version (same weights) whose model.json names its parent and the data."""
+    from .training.recalibrate import recalibrate as run_recalibration
+
+    try:
+        child = run_recalibration(model, data, out, split=split, version=version)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    cal = child.calibration
+    console.print(
+        f"{child.model_id} written to {out} (parent {child.parent['model_id'] if child.parent else '?'}): "
+        f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
+    )
+    console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+
+
+@app.command()
 def predict(
     paths: Annotated[
         list[str], typer.Argument(help="files, directories (recursive) or globs; PNG/JPEG/DICOM")
@@ -186,6 +212,12 @@ def predict(
             "jsonl or parquet output)",
         ),
     ] = None,
+    server: Annotated[
+        str | None, typer.Option(help="send the files to a running `cxr serve` at this URL instead")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="with --server: the environment variable holding the API key")
+    ] = "CXR_API_KEY",
 ) -> None:
     """Read chest radiographs (files, folders, globs, CSV manifests with a path column). Exit code 0 when
     every input was read or refused, 1 when any failed."""
@@ -208,34 +240,48 @@ def predict(
     if not files:
         err_console.print("[red]error[/red] no input files")
         raise typer.Exit(code=2)
+    if server is not None and (model is not None or heatmaps is not None):
+        raise typer.BadParameter("--model and --heatmaps are local options", param_hint="--server")
+    if server is not None and (ray is not None or output_format in FORMATS):
+        raise typer.BadParameter("--server writes table, json or csv, without --ray", param_hint="--server")
     if output_format in FORMATS:
         _predict_batch(files, problems, output_format, output, model, heatmaps, batch_size, ray)
     try:
-        predictor = _open_predictor(model)
-    except CXRError as exc:
+        if server is not None:
+            results = _served_results(server, api_key_env, files, batch_size)
+        else:
+            predictor = _open_predictor(model)
+            results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
+        outcomes: list[PredictOutcome] = []
+        with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
+            task = progress.add_task("reading", total=len(files))
+            for path, result in zip(files, results, strict=True):
+                outcome = PredictOutcome.of(path, result)
+                if heatmaps is not None and outcome.prediction is not None:
+                    write_heatmap(path, outcome.prediction, heatmaps)
+                outcomes.append(outcome)
+                progress.advance(task)
+    except CXRError as exc:  # a local model that cannot load; a server that refuses us or is down
         raise _fail(exc) from None
-    outcomes: list[PredictOutcome] = []
-    with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
-        task = progress.add_task("reading", total=len(files))
-        results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
-        for path, result in zip(files, results, strict=True):
-            outcome = PredictOutcome.of(path, result)
-            if heatmaps is not None and outcome.prediction is not None:
-                write_heatmap(path, outcome.prediction, heatmaps)
-            outcomes.append(outcome)
-            progress.advance(task)
     text = render(outcomes, output_format)
     if output is not None:
         output.write_text(text)
     else:
         typer.echo(text)
-    summary = PredictOutcome.summary(outcomes)
+    _summarise(PredictOutcome.summary(outcomes), problems)
+
+
+def _summarise(counts: dict[str, int], problems: list[str]) -> None:
+    """The closing line of `cxr predict` on stderr, and its exit code (1 when anything failed)."""
+    total, unflagged = counts.get("total", 0), counts.get("unflagged", 0)
     err_console.print(
-        f"{summary['total']} inputs: {summary['pneumonia']} pneumonia, {summary['normal']} normal, "
-        f"{summary['refer']} to refer, {summary['refused']} refused, {summary['failed']} failed"
+        f"{total} inputs: {counts.get('pneumonia', 0)} pneumonia, {counts.get('normal', 0)} normal, "
+        f"{counts.get('refer', 0)} to refer, {counts.get('refused', 0)} refused, {counts.get('failed', 0)} failed"
         + (f", {len(problems)} skipped" if problems else "")
+        + f"; answered with no refer flag: {unflagged}"
+        + (f" ({unflagged / total:.1%})" if total else "")
     )
-    raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+    raise typer.Exit(code=1 if counts.get("failed") or problems else 0)
 
 
 def _predict_batch(
@@ -272,13 +318,21 @@ def _predict_batch(
                 sink.close()
     except CXRError as exc:
         raise _fail(exc) from None
-    counts = job.counts
-    err_console.print(
-        f"{counts.get('total', 0)} inputs read: {counts.get('pneumonia', 0)} pneumonia, "
-        f"{counts.get('normal', 0)} normal, {counts.get('refer', 0)} to refer, {counts.get('refused', 0)} refused, "
-        f"{counts.get('failed', 0)} failed" + (f", {len(problems)} skipped" if problems else "")
-    )
-    raise typer.Exit(code=1 if counts.get("failed") or problems else 0)
+    _summarise(job.counts, problems)
+
+
+def _served_results(
+    server: str, api_key_env: str, files: list[Path], batch_size: int
+) -> Iterator[Prediction | CXRError]:
+    import os
+
+    from .client import Client
+
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise CXRError(f"set {api_key_env} to an API key of the server (cxr keys create)", code="no_api_key")
+    with Client(server, api_key=api_key) as client:
+        yield from client.iter_predict(files, batch_size=batch_size)
 
 
 def _open_predictor(model: Path | None) -> Predictor:

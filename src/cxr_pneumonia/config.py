@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     # Inference
     intra_op_threads: int = 0  # 0: ONNX Runtime chooses (one per core)
 
+    # FHIR push (integration/fhir_push.py): each accepted prediction as a Bundle POSTed to this FHIR
+    # base URL, from a persistent outbox in data_dir/fhir. Unset: no push (GET .../fhir still works).
+    fhir_url: str | None = None
+    fhir_timeout_seconds: float = 30.0
+    fhir_retry_initial_seconds: float = 5.0  # first back-off after a failed push, doubled each time
+    fhir_retry_max_seconds: float = 300.0
+    fhir_retry_max_attempts: int = 0  # 0: retry forever; otherwise park the bundle in fhir/outbox-failed
+
     # Training / registry
     mlflow_tracking_uri: str | None = None
     # `cxr predict --ray ADDRESS`: the address of this machine's Ray node the driver attaches to
@@ -72,6 +80,11 @@ class Settings(BaseSettings):
     dicom_accept_aes: str = ""  # comma-separated calling AE titles allowed to associate; empty: any
     dicom_destination: str | None = None  # AE@HOST:PORT that receives the SR and Secondary Capture
     dicom_spool_dir: Path | None = None  # received-instance queue and result outbox; default data_dir/dicom
+    # STOW-RS results out: a DICOMweb base URL (e.g. http://pacs/dicom-web) instead of a DIMSE destination
+    dicom_destination_dicomweb: str | None = None
+    # STOW-RS intake (POST /dicomweb/studies on the service; instances go to the node's spool): one
+    # request's whole body; each instance is also held to max_bytes.
+    dicomweb_max_request_bytes: int = 512 * 1024 * 1024
     dicom_retry_initial_seconds: float = 5.0  # first back-off after a failed send, doubled each time
     dicom_retry_max_seconds: float = 300.0
     dicom_retry_max_attempts: int = 0  # 0: retry forever; otherwise park the result in outbox/failed
@@ -91,6 +104,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'cxr.sqlite3').resolve()}"
+
+    @property
+    def resolved_dicom_spool_dir(self) -> Path:
+        return self.dicom_spool_dir or self.data_dir / "dicom"
 
     @property
     def resolved_mlflow_uri(self) -> str:

@@ -77,7 +77,7 @@ def test_two_nodes_on_one_spool_analyse_and_send_each_instance_once(
     store: Any,
     tmp_path: Path,
 ) -> None:
-    from cxr_pneumonia.dicom_node.spool import Spool
+    from cxr_pneumonia.store.spool import Spool
 
     instances = _copies(kermany_capture, tmp_path / "instances", BACKLOG + 2 * LIVE)
     backlog, live = instances[:BACKLOG], instances[BACKLOG:]

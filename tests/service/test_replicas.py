@@ -30,7 +30,7 @@ from cxr_pneumonia.store.facade import Store
 from cxr_pneumonia.store.security.roles import Role
 
 from .conftest import API
-from .test_serve import Server, _free_port, serving, stop
+from .serving import Server, free_port, serving, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -87,7 +87,7 @@ def _nginx(upstreams: list[str], missing: Callable[[str], None]) -> Iterator[tup
         (root / sub).mkdir()
         (root / sub).chmod(0o777)
     root.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     (root / "nginx.conf").write_text(_nginx_conf(root, port, upstreams))
     process = subprocess.Popen(
         [str(binary), "-c", str(root / "nginx.conf"), "-p", str(root)], stderr=subprocess.PIPE, text=True

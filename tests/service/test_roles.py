@@ -25,7 +25,9 @@ REQUIRED = {
     ("GET", f"{API}/predictions/{{prediction_id}}/heatmap.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/image.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/overlay.png"): "read_history",
+    ("GET", f"{API}/predictions/{{prediction_id}}/fhir"): "read_history",
     ("POST", f"{API}/predictions/{{prediction_id}}/review"): "review",
+    ("POST", "/dicomweb/studies"): "predict",  # STOW-RS: the same credentials as /predict
     ("GET", f"{API}/users"): "manage",
     ("POST", f"{API}/users"): "manage",
     ("POST", f"{API}/users/{{username}}/disable"): "manage",

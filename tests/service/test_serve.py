@@ -2,92 +2,20 @@
 
 from __future__ import annotations
 
-import queue
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import API, env_without_cxr
+from .conftest import API
+from .serving import Server, serving
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float) -> None:
-    """Ask a server to stop with `sig`; kill it if it has not within `timeout` seconds."""
-    process.send_signal(sig)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[str]
-    stdout: list[str]
-    env: dict[str, str]
-
-
-@contextmanager
-def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`cxr serve` in its own process on a free port, ready; `env` adds settings (CXR_DATABASE_URL, ...)."""
-    port = _free_port()
-    env = {
-        **env_without_cxr(),
-        "CXR_DATA_DIR": str(tmp_path / "data"),
-        "CXR_MODEL_PATH": str(model),
-        "CXR_LOG_LEVEL": "WARNING",
-        **(env or {}),
-    }
-    stderr = (tmp_path / "serve.stderr").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cxr_pneumonia.cli", "serve", "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True).start()
-    server = Server(f"http://127.0.0.1:{port}", process, [], env)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            while not lines.empty():
-                server.stdout.append(lines.get())
-            try:
-                if httpx.get(f"{server.url}{API}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "serve.stderr").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail("cxr serve did not become ready in 120 s")
-        yield server
-    finally:
-        stop(process, signal.SIGINT, 30)
-        stderr.close()
 
 
 @pytest.fixture

@@ -69,11 +69,12 @@ def failed_row(path: Path | str, sha256: str, exc: BaseException) -> dict[str, A
 
 def tally(counts: dict[str, int], row: dict[str, Any]) -> None:
     """Count a row into the job's summary (the same keys as `cxr predict`'s)."""
-    for key in ("total", "pneumonia", "normal", "refer", "refused", "failed"):
+    for key in ("total", "pneumonia", "normal", "refer", "refused", "failed", "unflagged"):
         counts.setdefault(key, 0)
     counts["total"] += 1
     if row["status"] == "ok":
         counts[row["label"]] = counts.get(row["label"], 0) + 1
         counts["refer"] += bool(row["refer"])
+        counts["unflagged"] += not row["refer"]
     else:
         counts[row["status"]] += 1

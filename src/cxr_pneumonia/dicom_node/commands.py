@@ -19,6 +19,12 @@ def dicom_node(
     destination: Annotated[
         str | None, typer.Option(help="AE@HOST:PORT receiving the results [CXR_DICOM_DESTINATION]")
     ] = None,
+    destination_dicomweb: Annotated[
+        str | None,
+        typer.Option(
+            help="DICOMweb base URL receiving the results by STOW-RS [CXR_DICOM_DESTINATION_DICOMWEB]"
+        ),
+    ] = None,
     accept_ae: Annotated[
         list[str] | None,
         typer.Option(help="calling AE title allowed to send (repeat; default: any) [CXR_DICOM_ACCEPT_AES]"),
@@ -88,6 +94,7 @@ def dicom_node(
             port=port,
             bind=bind,
             destination=destination,
+            destination_dicomweb=destination_dicomweb,
             accept_aes=tuple(accept_ae) if accept_ae else None,
             spool_dir=spool_dir,
             keep_received=keep_received,
@@ -113,7 +120,7 @@ def dicom_node(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    target = options.destination or "nowhere yet (results wait in the outbox)"
+    target = options.destination or options.destination_dicomweb or "nowhere yet (results wait in the outbox)"
     over = " over TLS" if options.listen_tls else ""
     typer.echo(
         f"DICOM node {options.ae_title} listening on {host}:{bound}{over}; results to {target}", err=True

@@ -16,16 +16,22 @@ from typing import Any
 
 from ..config import Settings
 from ..inference import Predictor
-from .fsio import claim
+from ..integration.fhir_push import FhirPublisher
+from ..store.facade import Store
+from ..store.fsio import claim
+from ..store.outbox import OutboxSender
+from ..store.spool import Spool
 from .options import NodeOptions
 from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
 from .scp import StorageSCP
-from .spool import Spool
+from .stow import stow_files
 
 log = logging.getLogger(__name__)
 
-RESCAN_SECONDS = 2.0  # idle worker: look for instances another node sharing the spool did not take
+# An idle worker rescans the spool this often: for instances the service stored by STOW-RS, and for
+# those another node sharing the spool has not taken (one that died, or was busy).
+SPOOL_POLL_SECONDS = 1.0
 
 
 class DicomNode:
@@ -38,8 +44,18 @@ class DicomNode:
         self.outbox = Outbox(options.spool_dir)
         self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)
         self.scp = StorageSCP(options, self.spool, on_received=self._enqueue, on_rejected=self._rejected)
-        self.sender: Sender | None = None
-        if options.destination is not None:
+        self.sender: OutboxSender | None = None
+        if options.destination_dicomweb:
+            self.sender = OutboxSender(
+                self.outbox,
+                stow_files(options.destination_dicomweb, options.timeout_seconds),
+                options.retry,
+                destination=options.destination_dicomweb,
+                name="dicomweb-sender",
+                on_delivered=self._delivered,
+                on_parked=self._parked,
+            )
+        elif options.destination is not None:
             self.sender = Sender(
                 self.outbox,
                 options.destination,
@@ -51,10 +67,13 @@ class DicomNode:
                 tls=options.destination_context(),
             )
         self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._queued: set[str] = set()  # names in the queue: a rescan of the spool adds only new ones
+        self._queued_lock = threading.Lock()
         self._busy = threading.Event()
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
+        self.fhir: FhirPublisher | None = None  # the store's FHIR push, when the node opened the store
 
     @classmethod
     def from_settings(
@@ -70,24 +89,32 @@ class DicomNode:
         if predictor is None:
             predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
                                                min_side=settings.min_side)  # fmt: skip
+        fhir = None
         if store is None:
-            from ..store.facade import Store
-
-            store = Store.from_settings(settings)
-        return cls(options, predictor, store)
+            fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
+            store = Store.from_settings(settings, publisher=fhir)
+        node = cls(options, predictor, store)
+        node.fhir = fhir
+        return node
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
         """Analyse what a previous run acknowledged but did not finish, send what it did not deliver,
         then listen. Returns the bound (host, port)."""
+        # A fresh queue: a stop may have left entries (and its end marker) in the old one.
+        self._queue = queue.Queue()
+        with self._queued_lock:
+            self._queued.clear()
         backlog = self.spool.pending()
         if backlog:
             log.info("resuming %d received instance(s) left by a previous run", len(backlog))
         for path in backlog:
-            self._queue.put(path)
+            self._enqueue(path)
         self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="dicom-worker", daemon=True)
         self._worker.start()
+        if self.fhir is not None and isinstance(self.store, Store):
+            self.fhir.start(self.store.is_recorded)
         if self.sender is not None:
             self.sender.start()
         else:
@@ -108,6 +135,8 @@ class DicomNode:
             self._worker = None
         if self.sender is not None:
             self.sender.stop()
+        if self.fhir is not None:
+            self.fhir.stop()
 
     def __enter__(self) -> DicomNode:
         self.start()
@@ -131,15 +160,20 @@ class DicomNode:
 
     # ---- callbacks and the worker ---------------------------------------------------------------
     def _enqueue(self, path: Path) -> None:
+        with self._queued_lock:
+            if path.name in self._queued:
+                return
+            self._queued.add(path.name)
         self._queue.put(path)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                path = self._queue.get(timeout=RESCAN_SECONDS)
+                path = self._queue.get(timeout=SPOOL_POLL_SECONDS)
             except queue.Empty:
+                # Instances the service took by STOW-RS, or another node left, wait in the spool.
                 for waiting in self.spool.pending():
-                    self._queue.put(waiting)
+                    self._enqueue(waiting)
                 continue
             if path is None:
                 return
@@ -147,6 +181,8 @@ class DicomNode:
             try:
                 self._analyse(path)
             finally:
+                with self._queued_lock:
+                    self._queued.discard(path.name)
                 self._busy.clear()
 
     def _analyse(self, path: Path) -> None:

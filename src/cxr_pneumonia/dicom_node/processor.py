@@ -78,7 +78,7 @@ class Origin:
         meta = getattr(header, "file_meta", None)
         ae = str(getattr(meta, "SendingApplicationEntityTitle", "") or "").strip() or "UNKNOWN"
         url = str(getattr(meta, "SendingPresentationAddress", "") or "")
-        address = url.removeprefix("dicom://").strip("[]") or None
+        address = url.removeprefix("dicom://").removeprefix("http://").strip("[]") or None  # C-STORE, STOW-RS
         return cls(ae, address)
 
 

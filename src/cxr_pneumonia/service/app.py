@@ -13,12 +13,14 @@ from fastapi_offline import FastAPIOffline
 from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
+from ..integration.fhir_push import FhirPublisher
 from ..store.facade import Store
 from . import errors, metrics
 from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router, root_router
+from .routes.dicomweb import router as dicomweb_router
 from .security.tokens import TokenIssuer, signing_key
 from .state import ServiceState, load_predictor
 
@@ -32,6 +34,7 @@ def body_limits(settings: Settings) -> dict[str, int]:
     return {
         f"{API_PREFIX}/predict": settings.max_bytes + FORM_OVERHEAD_BYTES,
         f"{API_PREFIX}/predict/batch": settings.batch_max_bytes,
+        "/dicomweb/studies": settings.dicomweb_max_request_bytes,  # each instance: max_bytes (STOW-RS)
     }
 
 
@@ -42,9 +45,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     routes that need the model answer 503 (never a silent fallback).
     """
     settings = settings or Settings()
-    store = Store.from_settings(
-        settings, observer=metrics
-    )  # the store's commits feed our Prometheus counters
+    fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
+    # the store's commits feed our Prometheus counters (and the FHIR push)
+    store = Store.from_settings(settings, observer=metrics, publisher=fhir)
     model_error = None
     if predictor is None:
         predictor, model_error = load_predictor(settings)
@@ -61,7 +64,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if fhir is not None:
+            fhir.start(store.is_recorded)
         yield
+        if fhir is not None:
+            fhir.stop()
         store.close()
 
     # Hospital networks are often cut off from the internet: the docs pages' scripts are served by us.
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so every response gets its id
     app.include_router(api_router)
     app.include_router(root_router)
+    app.include_router(dicomweb_router)
     _mount_web(app, settings)
     return app
 

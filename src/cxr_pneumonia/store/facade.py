@@ -27,7 +27,7 @@ from .db.engine import SQLITE_BEGIN_OPTION, make_engine
 from .db.migrate import upgrade
 from .db.models import PredictionRecord, StoredImage
 from .images import storage_png
-from .observer import NoObserver, StoreObserver
+from .observer import NoObserver, PredictionPublisher, StoreObserver
 from .records import build_record
 
 log = logging.getLogger(__name__)
@@ -36,22 +36,34 @@ REFUSED_OUTCOMES = ("refused", "failed")
 
 
 class Store:
-    def __init__(self, settings: Settings, engine: Engine, observer: StoreObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        observer: StoreObserver | None = None,
+        publisher: PredictionPublisher | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.observer: StoreObserver = observer or NoObserver()
+        self.publisher = publisher
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, observer: StoreObserver | None = None) -> Store:
+    def from_settings(
+        cls,
+        settings: Settings,
+        observer: StoreObserver | None = None,
+        publisher: PredictionPublisher | None = None,
+    ) -> Store:
         """Open the database named by the settings and bring its schema up to date."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
-        return cls(settings, engine, observer)
+        return cls(settings, engine, observer, publisher)
 
     # ---- sessions -----------------------------------------------------------------------------
     @contextmanager
@@ -122,6 +134,28 @@ class Store:
             extra=extra,
             image_sha256=prediction.input_sha256 if sealed else None,
         )
+        staged = self.publisher.stage(row) if self.publisher is not None else None
+        try:
+            self._insert_prediction(row, prediction, sealed, source, caller, client, request_id)
+        except BaseException:
+            if staged is not None and self.publisher is not None:
+                self.publisher.discard(staged)
+            raise
+        if staged is not None and self.publisher is not None:
+            self.publisher.release(staged)
+        self.observer.observe_prediction(prediction, source)
+        return row
+
+    def _insert_prediction(
+        self,
+        row: PredictionRecord,
+        prediction: Prediction,
+        sealed: StoredImage | None,
+        source: str,
+        caller: str,
+        client: str | None,
+        request_id: str | None,
+    ) -> None:
         with self.transaction() as session:
             event = audit_chain.append(
                 session,
@@ -147,8 +181,10 @@ class Store:
             # After append: the chain lock is held, so two uploads of one image cannot both insert it.
             if sealed is not None and session.get(StoredImage, sealed.sha256) is None:
                 session.add(sealed)
-        self.observer.observe_prediction(prediction, source)
-        return row
+
+    def is_recorded(self, prediction_id: str) -> bool:
+        with self.reading() as session:
+            return session.get(PredictionRecord, prediction_id) is not None
 
     def audit(
         self,

@@ -64,6 +64,7 @@ def build_record(
         model_name=model.name,
         model_version=model.version,
         model_sha256=model.sha256,
+        model_digest=model.digest or None,
         preprocess_version=model.preprocess_version,
         label=prediction.label,
         p_pneumonia=float(prediction.p_pneumonia),
@@ -80,6 +81,8 @@ def build_record(
         timings=json_safe(asdict(prediction.timings)),
         cached=bool(prediction.cached),
         heatmap_png=heatmap_to_png(prediction.heatmap) if prediction.heatmap is not None else None,
+        heatmap_peak=prediction.heatmap_peak,
+        heatmap_reference=prediction.heatmap_reference,
         image_sha256=image_sha256,
         reviews=[],
     )

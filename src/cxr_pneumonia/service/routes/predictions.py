@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,7 @@ from ...imaging import load
 from ...imaging.limits import Limits
 from ...imaging.xray import XRay
 from ...inference.heatmap import heatmap_png, overlay_png
+from ...integration.fhir import prediction_bundle
 from ...store import audit as audit_chain
 from ...store.db.models import PredictionRecord
 from ...store.errors import NotFound
@@ -103,12 +105,66 @@ def read_heatmap(
     session: SessionDep,
     prediction_id: PredictionId,
 ) -> Response:
-    row = _load_row(session, prediction_id)
-    if row.heatmap_png is None:
-        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    """The heatmap in colour (blue to red), on the package's fixed scale."""
+    row = _heatmap_row(session, prediction_id)
+    assert row.heatmap_png is not None
     body = heatmap_png(heatmap_from_png(row.heatmap_png))
     audit_read(session, state, ctx, principal, "read_heatmap", {"prediction_id": prediction_id})
     return Response(body, media_type="image/png")
+
+
+@router.get(
+    "/predictions/{prediction_id}/heatmap-grey.png",
+    response_class=Response,
+    responses={**PNG, **responses(404, *AUTH)},
+)
+def read_heatmap_grey(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    """The heatmap as stored: an 8-bit grey map at the model's input size, 255 = the package's
+    reference heat (``heatmap_reference``), for tools that apply their own colour map."""
+    row = _heatmap_row(session, prediction_id)
+    assert row.heatmap_png is not None
+    audit_read(session, state, ctx, principal, "read_heatmap", {"prediction_id": prediction_id, "grey": True})
+    return Response(row.heatmap_png, media_type="image/png")
+
+
+def _heatmap_row(session: Session, prediction_id: str) -> PredictionRecord:
+    row = _load_row(session, prediction_id)
+    if row.heatmap_png is None:
+        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    return row
+
+
+FHIR_JSON = "application/fhir+json"
+
+
+@router.get(
+    "/predictions/{prediction_id}/fhir",
+    response_class=Response,
+    responses={
+        200: {"content": {FHIR_JSON: {}}, "description": "a FHIR R4B Bundle"},
+        **responses(404, *AUTH),
+    },
+)
+def read_fhir(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    """The prediction as a FHIR R4B Bundle (collection): a preliminary DiagnosticReport, an Observation
+    (SNOMED CT 233604007, calibrated probability, refer flag) and the model as a Device."""
+    bundle = prediction_bundle(_load_row(session, prediction_id))
+    audit_read(
+        session, state, ctx, principal, "read_prediction", {"prediction_id": prediction_id, "fhir": True}
+    )
+    return Response(json.dumps(bundle), media_type=FHIR_JSON)
 
 
 def _stored_xray(state: ServiceState, session: Session, row: PredictionRecord) -> XRay:

@@ -22,6 +22,9 @@ class ModelRefOut(BaseModel):
     sha256: str
     preprocess_version: str
     model_id: str
+    digest: str | None = Field(
+        default=None, description="the model package digest (weights and decision rule)"
+    )
 
 
 class TimingsOut(BaseModel):
@@ -48,6 +51,12 @@ class PredictionOut(BaseModel):
     source: str
     caller: str
     label: Literal["normal", "pneumonia"]
+    headline: str = Field(
+        description="what to show first: the warning for an input outside the training population, else label and p"
+    )
+    outside_population: bool = Field(
+        description="the input is atypical or outside the package's intended population: referred"
+    )
     p_pneumonia: float
     p_bacterial: float
     p_viral: float
@@ -67,6 +76,12 @@ class PredictionOut(BaseModel):
     cached: bool
     disclaimer: str
     heatmap_url: str
+    heatmap_grey_url: str = Field(description="the heatmap as an 8-bit grey PNG, on the package's scale")
+    heatmap_peak: float | None = Field(default=None, description="the raw Grad-CAM peak of this image")
+    heatmap_reference: float | None = Field(
+        default=None,
+        description="the raw value shown as full heat (package-wide); None: scaled by its own peak",
+    )
     image_url: str | None = Field(description="the radiograph, when images are kept (CXR_STORE_IMAGES)")
     overlay_url: str | None = Field(description="the heatmap over the radiograph, when images are kept")
     reviews: list[ReviewOut]

@@ -71,6 +71,11 @@ class PredictionRecord(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON)
     cached: Mapped[bool] = mapped_column(Boolean)
     heatmap_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # 8-bit grey, model size
+    # Revision 0002: the package digest, and the raw Grad-CAM peak and the package's reference scale
+    # (None on older rows, and for version 1 packages, whose maps are scaled by their own peak).
+    model_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heatmap_peak: Mapped[float | None] = mapped_column(Double, nullable=True)
+    heatmap_reference: Mapped[float | None] = mapped_column(Double, nullable=True)
     image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))

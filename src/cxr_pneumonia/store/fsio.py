@@ -1,10 +1,11 @@
-"""Durable file writes for the node's on-disk queues, and the claim that lets several nodes share them.
+"""Durable file writes for the on-disk queues (the DICOM node's spool, the result outboxes), and the
+claim that lets several processes share them.
 
-Several nodes may share one spool and outbox directory (replicas on one volume). A node handles a
-queue file only while it holds an exclusive ``flock`` on it (:func:`claim`): the kernel releases the
-lock when the holder dies, so a crashed node's work is taken up by another, and nothing is handled by
-two at once. Partial writes are locked the same way, so one node's start-up clean-up never removes
-another node's file being written.
+Several nodes may share one spool and outbox directory (replicas on one volume). A queue file is
+handled only while its handler holds an exclusive ``flock`` on it (:func:`claim`): the kernel releases
+the lock when the holder dies, so a crashed node's work is taken up by another, and nothing is handled
+by two at once. Partial writes are locked the same way, so one process's start-up clean-up never
+removes another's file being written.
 """
 
 from __future__ import annotations
