@@ -16,7 +16,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 
 # Everything: training (PyTorch), tests and linters.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[train,registry,dev]"
+	$(BIN)/pip install -q -e ".[train,registry,dev,cluster]"
 	touch $@ $(VENV)/.installed-base
 
 PORT ?= 8000  # `make run PORT=8080`

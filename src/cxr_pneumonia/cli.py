@@ -250,9 +250,21 @@ def predict(
         typer.Option(help="package path or models:/NAME@ALIAS, models:/NAME/VERSION (default CXR_MODEL_URI)"),
     ] = None,
     heatmaps: Annotated[Path | None, typer.Option(help="write a heatmap overlay PNG per image here")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json, csv; or jsonl, parquet (appended to, resumable)")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option(help="write the results to this file (parquet: a folder of parts)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="read on a Ray cluster: its ADDRESS (host:port), auto, or local (needs the cluster extra; "
+            "jsonl or parquet output)",
+        ),
+    ] = None,
     server: Annotated[
         str | None, typer.Option(help="send the files to a running `cxr serve` at this URL instead")
     ] = None,
@@ -260,13 +272,22 @@ def predict(
         str, typer.Option(help="with --server: the environment variable holding the API key")
     ] = "CXR_API_KEY",
 ) -> None:
-    """Read chest radiographs. Exit code 0 when every input was read or refused, 1 when any failed."""
-    from .inference.inputs import expand_inputs
+    """Read chest radiographs (files, folders, globs, CSV manifests with a path column). Exit code 0 when
+    every input was read or refused, 1 when any failed."""
+    from .batch.job import FORMATS
+    from .batch.sources import expand_sources
     from .inference.output import PredictOutcome, render, write_heatmap
 
-    if output_format not in ("table", "json", "csv"):
-        raise typer.BadParameter("use table, json or csv", param_hint="--format")
-    files, problems = expand_inputs(paths)
+    if output_format not in ("table", "json", "csv", *FORMATS):
+        raise typer.BadParameter("use table, json, csv, jsonl or parquet", param_hint="--format")
+    if ray is not None and output_format not in FORMATS:
+        raise typer.BadParameter("--ray writes jsonl or parquet", param_hint="--format")
+    if output_format == "parquet" and output is None:
+        raise typer.BadParameter("parquet output needs --output DIR", param_hint="--output")
+    try:
+        files, problems = expand_sources(paths)
+    except CXRError as exc:
+        raise _fail(exc) from None
     for problem in problems:
         err_console.print(f"[yellow]skipped[/yellow] {problem}")
     if not files:
@@ -274,6 +295,10 @@ def predict(
         raise typer.Exit(code=2)
     if server is not None and (model is not None or heatmaps is not None):
         raise typer.BadParameter("--model and --heatmaps are local options", param_hint="--server")
+    if server is not None and (ray is not None or output_format in FORMATS):
+        raise typer.BadParameter("--server writes table, json or csv, without --ray", param_hint="--server")
+    if output_format in FORMATS:
+        _predict_batch(files, problems, output_format, output, model, heatmaps, batch_size, ray)
     try:
         if server is not None:
             results = _served_results(server, api_key_env, files, batch_size)
@@ -296,15 +321,57 @@ def predict(
         output.write_text(text)
     else:
         typer.echo(text)
-    summary = PredictOutcome.summary(outcomes)
+    _summarise(PredictOutcome.summary(outcomes), problems)
+
+
+def _summarise(counts: dict[str, int], problems: list[str]) -> None:
+    """The closing line of `cxr predict` on stderr, and its exit code (1 when anything failed)."""
+    total, unflagged = counts.get("total", 0), counts.get("unflagged", 0)
     err_console.print(
-        f"{summary['total']} inputs: {summary['pneumonia']} pneumonia, {summary['normal']} normal, "
-        f"{summary['refer']} to refer, {summary['refused']} refused, {summary['failed']} failed"
+        f"{total} inputs: {counts.get('pneumonia', 0)} pneumonia, {counts.get('normal', 0)} normal, "
+        f"{counts.get('refer', 0)} to refer, {counts.get('refused', 0)} refused, {counts.get('failed', 0)} failed"
         + (f", {len(problems)} skipped" if problems else "")
-        + f"; answered with no refer flag: {summary['unflagged']}"
-        + (f" ({summary['unflagged'] / summary['total']:.1%})" if summary["total"] else "")
+        + f"; answered with no refer flag: {unflagged}"
+        + (f" ({unflagged / total:.1%})" if total else "")
     )
-    raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+    raise typer.Exit(code=1 if counts.get("failed") or problems else 0)
+
+
+def _predict_batch(
+    files: list[Path],
+    problems: list[str],
+    fmt: str,
+    output: Path | None,
+    model: Path | None,
+    heatmaps: Path | None,
+    batch_size: int,
+    ray: str | None,
+) -> None:
+    """`cxr predict --format jsonl|parquet [--ray ...]`: rows appended as they come; a re-run on the same
+    output skips the inputs it already holds."""
+    from .batch import sinks
+    from .batch.job import Job
+    from .config import get_settings
+
+    settings = get_settings()
+    job = Job(files, fmt, output, model or settings.model_path, settings, ray=ray, heatmaps=heatmaps,
+              batch_size=batch_size)  # fmt: skip
+    try:
+        items = job.todo()
+        if job.skipped:
+            err_console.print(f"{job.skipped} inputs already in {output}: skipped")
+        sink = sinks.open_sink(fmt, output) if output is not None else None
+        write = sink.write if sink is not None else (lambda row: typer.echo(json.dumps(row)))
+        try:
+            with Progress(console=err_console, transient=True, disable=len(items) < 4) as progress:
+                task = progress.add_task("reading" + (f" on Ray ({ray})" if ray else ""), total=len(items))
+                job.run(items, write, lambda: progress.advance(task))
+        finally:
+            if sink is not None:
+                sink.close()
+    except CXRError as exc:
+        raise _fail(exc) from None
+    _summarise(job.counts, problems)
 
 
 def _served_results(

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     gate_auroc_tolerance: float = 0.005
     gate_sensitivity_tolerance: float = 0.01
     gate_ece_tolerance: float = 0.01
+    # `cxr predict --ray ADDRESS`: the address of this machine's Ray node the driver attaches to
+    # (Ray guesses the machine's network address otherwise; a cluster on loopback needs it named).
+    ray_node_ip: str | None = None
 
     # DICOM node (`cxr dicom-node`): CLI options override these.
     dicom_ae_title: str = "CXR_AI"

@@ -74,9 +74,14 @@ def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None
             pytest.fail("cxr serve did not become ready in 120 s")
         yield server
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, signal.SIGINT, 30)
         stderr.close()
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals, timeout: float) -> None:
+    """Ask a server to stop with `sig`; kill it if it has not within `timeout` seconds."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()

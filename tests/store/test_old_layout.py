@@ -54,7 +54,7 @@ def _cxr(*args: str) -> str:
 
 
 def test_cxr_db_upgrade_and_audit_verify_pass_on_the_old_database(old_data_dir: Path) -> None:
-    assert f"database at revision {head_revision()}" in _cxr("db", "upgrade")
+    assert f"database at revision {head_revision()}" in _cxr("db", "upgrade")  # migrated to the head
     verified = _cxr("audit", "verify")
     assert verified.startswith("intact: 6 events, 2 predictions checked") and OLD_HEAD in verified
 

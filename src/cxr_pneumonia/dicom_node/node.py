@@ -19,6 +19,7 @@ from ..errors import ModelError
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
 from ..store.facade import Store
+from ..store.fsio import claim
 from ..store.outbox import OutboxSender
 from ..store.private import make_private
 from ..store.spool import Spool
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPOOL_POLL_SECONDS = 1.0  # how soon an instance stored by STOW-RS (through the service) is analysed
+# An idle worker rescans the spool this often: for instances the service stored by STOW-RS, and for
+# those another node sharing the spool has not taken (one that died, or was busy).
+SPOOL_POLL_SECONDS = 1.0
 
 
 class DicomNode:
@@ -82,6 +85,7 @@ class DicomNode:
         self._queued: set[str] = set()  # names in the queue: a rescan of the spool adds only new ones
         self._queued_lock = threading.Lock()
         self._busy = threading.Event()
+        self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
         self.fhir: FhirPublisher | None = None  # the store's FHIR push, when the node opened the store
@@ -122,11 +126,16 @@ class DicomNode:
     def start(self) -> tuple[str, int]:
         """Analyse what a previous run acknowledged but did not finish, send what it did not deliver,
         then listen. Returns the bound (host, port)."""
+        # A fresh queue: a stop may have left entries (and its end marker) in the old one.
+        self._queue = queue.Queue()
+        with self._queued_lock:
+            self._queued.clear()
         backlog = self.spool.pending()
         if backlog:
             log.info("resuming %d received instance(s) left by a previous run", len(backlog))
         for path in backlog:
             self._enqueue(path)
+        self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="dicom-worker", daemon=True)
         self._worker.start()
         if self.fhir is not None and isinstance(self.store, Store):
@@ -145,6 +154,7 @@ class DicomNode:
         on disk for the next start."""
         self.scp.stop()
         if self._worker is not None:
+            self._stopping.set()
             self._queue.put(None)
             self._worker.join()
             self._worker = None
@@ -184,11 +194,11 @@ class DicomNode:
         self._queue.put(path)
 
     def _work(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 path = self._queue.get(timeout=SPOOL_POLL_SECONDS)
             except queue.Empty:
-                # Instances the service took by STOW-RS land in the same spool: pick them up.
+                # Instances the service took by STOW-RS, or another node left, wait in the spool.
                 for waiting in self.spool.pending():
                     self._enqueue(waiting)
                 continue
@@ -203,8 +213,11 @@ class DicomNode:
                 self._busy.clear()
 
     def _analyse(self, path: Path) -> None:
-        if not path.exists():
-            return  # already handled (queued twice across a restart)
+        with claim(path) as mine:
+            if mine:  # else: handled already, or being handled by another node sharing the spool
+                self._analyse_claimed(path)
+
+    def _analyse_claimed(self, path: Path) -> None:
         job = Spool.job_id(path)
         try:
             outcome = self.processor.process(path, job)

@@ -6,7 +6,9 @@ the sender retries with exponential back-off, so a destination that is down (or 
 results but loses none. With ``max_attempts`` set, a result that keeps failing is moved to the failed
 folder (still on disk) instead of being retried forever. A result's failed attempts and next retry
 time sit beside it (``<name>.retry.json``), so a restart neither forgets how often the destination
-refused it nor retries everything at once.
+refused it nor retries everything at once. Several processes may share one outbox directory (replicas
+on one volume): a result is sent only while its file is claimed (:func:`.fsio.claim`), so each is
+sent once.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsio import move_durably, remove_stale_partials, write_durably
+from .fsio import claim, move_durably, remove_stale_partials, write_durably
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +191,15 @@ class OutboxSender:
         for start in range(0, len(due), BATCH):
             if self._stop.is_set():
                 break
-            batch = due[start : start + BATCH]
-            deliveries = self.deliver(batch)
-            attempted += deliveries
-            for delivery in deliveries:
-                self._settle(delivery, time.monotonic())
+            with ExitStack() as held:
+                # Only results this process holds: another one sharing the outbox may be sending the rest.
+                batch = [path for path in due[start : start + BATCH] if held.enter_context(claim(path))]
+                if not batch:
+                    continue
+                deliveries = self.deliver(batch)
+                attempted += deliveries
+                for delivery in deliveries:  # settled (removed, parked) before the claim is let go
+                    self._settle(delivery, time.monotonic())
             if any(d.link_failed for d in deliveries):
                 self._link_failed(deliveries, time.monotonic())
                 break  # the rest of the round would fail the same way

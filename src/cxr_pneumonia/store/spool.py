@@ -1,6 +1,7 @@
 """The work queue of received DICOM instances (C-STORE to the DICOM node, STOW-RS to the service):
 written before the store is acknowledged, removed after the instance has been analysed (by the DICOM
-node), so an instance acknowledged before a crash is analysed on restart."""
+node), so an instance acknowledged before a crash is analysed on restart. Several nodes may share one
+spool: each instance is analysed by the one that claims it (:func:`.fsio.claim`)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ class Spool:
     """
 
     def __init__(self, root: Path, *, clean: bool = True) -> None:
-        """``clean``: delete partial files a crash left (only the node, which owns the spool, does:
-        another writer, the service's STOW-RS, must not remove the node's files being written)."""
+        """``clean``: delete partial files a crash left (the nodes, which own the spool, do; a partial
+        being written is locked, so no node removes another writer's file)."""
         self.root = root
         self.incoming = root / "incoming"
         self.kept = root / "kept"
