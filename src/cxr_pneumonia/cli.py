@@ -298,7 +298,13 @@ def predict(
     if server is not None and (ray is not None or output_format in FORMATS):
         raise typer.BadParameter("--server writes table, json or csv, without --ray", param_hint="--server")
     if output_format in FORMATS:
-        _predict_batch(files, problems, output_format, output, model, heatmaps, batch_size, ray)
+        if isinstance(model, str) and model.startswith("models:/"):
+            raise typer.BadParameter(
+                "--format jsonl/parquet and --ray read a package path, not a registry URI",
+                param_hint="--model",
+            )
+        package = Path(model) if model is not None else None
+        _predict_batch(files, problems, output_format, output, package, heatmaps, batch_size, ray)
     try:
         if server is not None:
             results = _served_results(server, api_key_env, files, batch_size)
