@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     batch_max_files: int = 32
     result_cache_size: int = 512
     log_level: str = "INFO"
+    # `cxr serve` over TLS (named like the DICOM node's CXR_DICOM_TLS_*): certificate chain and key
+    # (PEM, unencrypted); with a CA bundle every client must present a certificate it signed.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
     # REST service (service/): request caps, per-address limit, shared-store namespace, web page folder.
     batch_max_bytes: int = 256 * 1024 * 1024  # whole POST /predict/batch body, multipart overhead included
     rate_limit_client: str = "600/minute"  # per client address, over all credentials it presents

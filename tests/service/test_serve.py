@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,7 +40,10 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, model: Path, *extra: str) -> Iterator[Server]:
+def serving(
+    tmp_path: Path, model: Path, *extra: str, scheme: str = "http", **client: Any
+) -> Iterator[Server]:
+    """``client``: httpx arguments the readiness probe needs (``verify``, ``cert`` over TLS)."""
     port = _free_port()
     env = {
         **env_without_cxr(),
@@ -58,14 +62,14 @@ def serving(tmp_path: Path, model: Path, *extra: str) -> Iterator[Server]:
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True).start()
-    server = Server(f"http://127.0.0.1:{port}", process, [], env)
+    server = Server(f"{scheme}://127.0.0.1:{port}", process, [], env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             while not lines.empty():
                 server.stdout.append(lines.get())
             try:
-                if httpx.get(f"{server.url}{API}/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}{API}/health/ready", timeout=2, **client).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

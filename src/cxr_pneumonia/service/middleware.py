@@ -20,6 +20,7 @@ WEB_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+HSTS = "max-age=31536000; includeSubDomains"
 _DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
 
 
@@ -65,6 +66,8 @@ class RequestContextMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("X-Frame-Options", "DENY")
+                if scope.get("scheme") == "https":  # served over TLS: browsers must not fall back to http
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if path.startswith("/api/"):
                     headers.setdefault("Cache-Control", "no-store")
                 elif not path.startswith(_DOC_PATHS):
