@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -251,6 +252,40 @@ def db_upgrade() -> None:
         f"database at revision {current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})"
     )
     engine.dispose()
+
+
+@db_app.command("backup")
+def db_backup(out: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")]) -> None:
+    """Copy the database while the service runs (SQLite backup API, or pg_dump) and verify the audit
+    chain on the copy. The image key and JWT keys are not included: keep them in your secrets store."""
+    from ..config import get_settings
+    from ..errors import CXRError
+    from .backup import backup
+
+    try:
+        report = backup(get_settings().resolved_database_url, out)
+    except CXRError as exc:
+        raise fail(exc.detail) from None
+    typer.echo(f"backup written to {report.path}; audit chain intact: {report.chain.events} events")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Annotated[Path, typer.Argument(help="a file written by `cxr db backup`")],
+    replace: Annotated[
+        bool, typer.Option(help="overwrite an existing database (stop the service first)")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database, refusing one whose audit chain is broken."""
+    from ..config import get_settings
+    from ..errors import CXRError
+    from .backup import restore
+
+    try:
+        report = restore(get_settings().resolved_database_url, backup_file, replace=replace)
+    except CXRError as exc:
+        raise fail(exc.detail) from None
+    typer.echo(f"restored {report.path}; audit chain intact: {report.chain.events} events")
 
 
 def register(app: typer.Typer) -> None:
