@@ -28,13 +28,14 @@ def _cxr(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str) -> tuple[i
     return result.exit_code, result.output
 
 
+@pytest.fixture
+def service(make_service: Callable[..., Service], tmp_path: Path) -> Service:
+    return make_service(data_dir=tmp_path / "live")
+
+
 def test_backup_and_restore_round_trip(
-    make_service: Callable[..., Service],
-    chest_jpeg: bytes,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    service: Service, chest_jpeg: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = make_service(data_dir=tmp_path / "live")
     ids = [service.predict(chest_jpeg, threshold=t).json()["id"] for t in (0.3, 0.6)]
     out = tmp_path / "backups" / "cxr.backup"
     code, output = _cxr(monkeypatch, tmp_path / "live", "db", "backup", str(out))  # service still open
@@ -55,12 +56,8 @@ def test_backup_and_restore_round_trip(
 
 
 def test_a_tampered_backup_is_not_restored(
-    make_service: Callable[..., Service],
-    chest_jpeg: bytes,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    service: Service, chest_jpeg: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = make_service(data_dir=tmp_path / "live")
     assert service.predict(chest_jpeg).status_code == 200
     out = tmp_path / "cxr.backup"
     assert _cxr(monkeypatch, tmp_path / "live", "db", "backup", str(out))[0] == 0

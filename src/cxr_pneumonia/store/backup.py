@@ -19,9 +19,9 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from ..errors import CXRError
 from . import audit as audit_chain
 from .db.engine import make_engine, normalise_url
-from ..errors import CXRError
 
 
 class BackupError(CXRError):
