@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     store_images: bool = False
     image_key: str | None = None
     image_key_file: Path | None = None
-    jwt_secret: str | None = None
-    token_minutes: int = 30
+    jwt_secret: str | None = None  # one fixed JWT key; unset: rotatable keys in the database
+    token_minutes: int = 15  # access tokens; a refresh token (rotated on use) gets the next one
+    refresh_hours: int = 12  # how long a sign-in lasts without a password (a shift)
+    mfa_required: bool = False  # admin and auditor accounts must enrol TOTP before doing anything
     metrics_public: bool = True
     rate_limit: str = "120/minute"
     rate_limit_anonymous: str = "30/minute"

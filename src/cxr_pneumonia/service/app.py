@@ -14,12 +14,13 @@ from .. import DISCLAIMER, __version__
 from ..config import Settings
 from ..inference import Predictor
 from ..store.facade import Store
+from ..store.jwt_keys import keyring_for
 from . import errors, metrics
 from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router, root_router
-from .security.tokens import TokenIssuer, signing_key
+from .security.tokens import TokenIssuer
 from .state import ServiceState, load_predictor
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         settings=settings,
         store=store,
         limiter=RateLimiter(settings),
-        tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
+        tokens=TokenIssuer(keyring_for(store), settings.token_minutes),
         predictor=predictor,
         model_error=model_error,
     )
