@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     image_key: str | None = None
     image_key_file: Path | None = None
     jwt_secret: str | None = None  # one fixed JWT key; unset: rotatable keys in the database
-    token_minutes: int = 15  # access tokens; a refresh token (rotated on use) gets the next one
+    token_minutes: int = 30  # access tokens; a refresh token (rotated on use) gets the next one
     refresh_hours: int = 12  # how long a sign-in lasts without a password (a shift)
     mfa_required: bool = False  # admin and auditor accounts must enrol TOTP before doing anything
     metrics_public: bool = True
