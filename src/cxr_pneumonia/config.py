@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     batch_max_files: int = 32
     result_cache_size: int = 512
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = (
+        "text"  # or "json": one object a line (logs.py), for the service and the DICOM node
+    )
     # `cxr serve` over TLS (named like the DICOM node's CXR_DICOM_TLS_*): certificate chain and key
     # (PEM, unencrypted); with a CA bundle every client must present a certificate it signed.
     tls_cert: Path | None = None

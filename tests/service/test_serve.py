@@ -41,15 +41,22 @@ class Server:
 
 @contextmanager
 def serving(
-    tmp_path: Path, model: Path, *extra: str, scheme: str = "http", **client: Any
+    tmp_path: Path,
+    model: Path,
+    *extra: str,
+    scheme: str = "http",
+    settings: dict[str, str] | None = None,
+    **client: Any,
 ) -> Iterator[Server]:
-    """``client``: httpx arguments the readiness probe needs (``verify``, ``cert`` over TLS)."""
+    """``settings``: more CXR_* variables; ``client``: httpx arguments the readiness probe needs
+    (``verify``, ``cert`` over TLS)."""
     port = _free_port()
     env = {
         **env_without_cxr(),
         "CXR_DATA_DIR": str(tmp_path / "data"),
         "CXR_MODEL_PATH": str(model),
         "CXR_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     stderr = (tmp_path / "serve.stderr").open("w")
     process = subprocess.Popen(

@@ -65,6 +65,7 @@ def dicom_node(
     from rich.console import Console
     from rich.markup import escape
 
+    from .. import logs
     from ..config import get_settings
     from ..errors import CXRError
     from .node import DicomNode
@@ -73,9 +74,7 @@ def dicom_node(
     settings = get_settings()
     if model is not None:
         settings = settings.model_copy(update={"model_path": model})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     # pynetdicom logs every PDU at INFO, and highdicom names the source instance's UID: their warnings
     # are what an operator needs.
     for noisy in ("pynetdicom", "highdicom"):

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from .. import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__, logs
 from ..config import Settings
 from ..inference import Predictor
 from ..store.facade import Store
@@ -94,4 +94,6 @@ def _mount_web(app: FastAPI, settings: Settings) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Import-string factory for ``uvicorn --factory`` (several workers each build their own app)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)  # a spawned worker starts unconfigured
+    return create_app(settings)

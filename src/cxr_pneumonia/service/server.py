@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import ssl
@@ -11,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .. import logs
 from ..config import Settings
 from ..tls import TlsFiles
 
@@ -46,11 +46,16 @@ def _server_context(files: TlsFiles, _config: Any, _default: Callable[[], ssl.SS
 def run(host: str, port: int, workers: int, settings: Settings, tls: TlsFiles | None = None) -> None:
     import uvicorn
 
-    log_level = settings.log_level.lower()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "proxy_headers": True}
+    logs.configure(settings.log_level, settings.log_format)
+    # Our handlers, not Uvicorn's; its access line (raw path and query) gives way to the middleware's.
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+    }
     if tls is not None:
         common["ssl_context_factory"] = partial(_server_context, tls)
     if workers > 1:
