@@ -75,7 +75,8 @@ class Settings(BaseSettings):
 
     # DICOM node (`cxr dicom-node`): CLI options override these.
     dicom_ae_title: str = "CXR_AI"
-    dicom_bind: str = "0.0.0.0"  # a PACS on another host must reach it; restrict by calling AE below
+    # bandit B104 accepted: a PACS on another host must reach the node; callers are restricted by AE title and TLS
+    dicom_bind: str = "0.0.0.0"  # nosec B104
     dicom_port: int = 11112
     dicom_accept_aes: str = ""  # comma-separated calling AE titles allowed to associate; empty: any
     dicom_destination: str | None = None  # AE@HOST:PORT that receives the SR and Secondary Capture

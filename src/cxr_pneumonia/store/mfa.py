@@ -16,7 +16,8 @@ from .security import totp
 
 # What a token of a user signed in with only a password may do, when not everything (see the service's
 # security/restrictions.py): replace a one-time password, or enrol a second factor the role requires.
-PASSWORD_CHANGE = "password_change"
+# bandit B105 accepted: the name of a restriction, not a password.
+PASSWORD_CHANGE = "password_change"  # nosec B105
 MFA_ENROLMENT = "mfa_enrolment"
 MFA_ROLES = ("admin", "auditor")  # the roles CXR_MFA_REQUIRED applies to
 
