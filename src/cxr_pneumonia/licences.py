@@ -23,12 +23,13 @@ _LESSER = re.compile(r"\b(LGPL|Lesser|Library General)", re.I)
 
 def licence_of(name: str) -> str:
     meta = distribution(name).metadata
-    if meta.get("License-Expression"):
-        return str(meta["License-Expression"])
+    expression = meta["License-Expression"] if "License-Expression" in meta else None
+    if expression:
+        return str(expression)
     classifiers = [
         c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")
     ]
-    text = (meta.get("License") or "").strip().splitlines()
+    text = str(meta["License"] if "License" in meta else "").strip().splitlines()
     return "; ".join(classifiers) or (text[0][:80] if text else "UNKNOWN")
 
 
