@@ -13,6 +13,7 @@ import sys
 import tomllib
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -22,14 +23,11 @@ _LESSER = re.compile(r"\b(LGPL|Lesser|Library General)", re.I)
 
 
 def licence_of(name: str) -> str:
-    meta = distribution(name).metadata
-    expression = meta["License-Expression"] if "License-Expression" in meta else None
-    if expression:
-        return str(expression)
-    classifiers = [
-        c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")
-    ]
-    text = str(meta["License"] if "License" in meta else "").strip().splitlines()
+    meta: dict[str, Any] = distribution(name).metadata.json  # keys in lower case, lists for repeats
+    if meta.get("license_expression"):
+        return str(meta["license_expression"])
+    classifiers = [c.split(" :: ")[-1] for c in meta.get("classifier", []) if c.startswith("License ::")]
+    text = str(meta.get("license", "")).strip().splitlines()
     return "; ".join(classifiers) or (text[0][:80] if text else "UNKNOWN")
 
 
