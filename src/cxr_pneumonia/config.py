@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,8 +66,10 @@ class Settings(BaseSettings):
     store_images: bool = False
     image_key: str | None = None
     image_key_file: Path | None = None
-    jwt_secret: str | None = None
-    token_minutes: int = 30
+    jwt_secret: str | None = None  # one fixed JWT key; unset: rotatable keys in the database
+    token_minutes: int = 30  # access tokens; a refresh token (rotated on use) gets the next one
+    refresh_hours: int = 12  # how long a sign-in lasts without a password (a shift)
+    mfa_required: bool = False  # admin and auditor accounts must enrol TOTP before doing anything
     metrics_public: bool = True
     rate_limit: str = "120/minute"
     rate_limit_anonymous: str = "30/minute"
@@ -82,6 +85,14 @@ class Settings(BaseSettings):
     result_cache_size: int = 512
     log_level: str = "INFO"
     telemetry: bool = False  # libraries' usage telemetry; off unless true (applied by quiet_telemetry)
+    log_format: Literal["text", "json"] = (
+        "text"  # or "json": one object a line (logs.py), for the service and the DICOM node
+    )
+    # `cxr serve` over TLS (named like the DICOM node's CXR_DICOM_TLS_*): certificate chain and key
+    # (PEM, unencrypted); with a CA bundle every client must present a certificate it signed.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
     # REST service (service/): request caps, per-address limit, shared-store namespace, web page folder.
     batch_max_bytes: int = 256 * 1024 * 1024  # whole POST /predict/batch body, multipart overhead included
     rate_limit_client: str = "600/minute"  # per client address, over all credentials it presents
@@ -130,7 +141,8 @@ class Settings(BaseSettings):
 
     # DICOM node (`cxr dicom-node`): CLI options override these.
     dicom_ae_title: str = "CXR_AI"
-    dicom_bind: str = "0.0.0.0"  # a PACS on another host must reach it; restrict by calling AE below
+    # bandit B104 accepted: a PACS on another host must reach the node; callers are restricted by AE title and TLS
+    dicom_bind: str = "0.0.0.0"  # nosec B104
     dicom_port: int = 11112
     dicom_accept_aes: str = ""  # comma-separated calling AE titles allowed to associate; empty: any
     dicom_destination: str | None = None  # AE@HOST:PORT that receives the SR and Secondary Capture

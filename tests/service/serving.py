@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +36,18 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serving(
+    tmp_path: Path,
+    model: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    settings: dict[str, str] | None = None,
+    **client: Any,
+) -> Iterator[Server]:
     """`cxr serve` in a subprocess on a free loopback port (data in tmp_path/data), ready when yielded;
-    stopped with SIGINT at the end. ``env`` adds CXR_* settings."""
+    stopped with SIGINT at the end. ``env``/``settings`` add CXR_* settings; ``client``: httpx
+    arguments the readiness probe needs (``verify``, ``cert`` over TLS)."""
     port = free_port()
     env = {
         **env_without_cxr(),
@@ -45,6 +55,7 @@ def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None
         "CXR_MODEL_PATH": str(model),
         "CXR_LOG_LEVEL": "WARNING",
         **(env or {}),
+        **(settings or {}),
     }
     stderr = (tmp_path / "serve.stderr").open("w")
     process = subprocess.Popen(
@@ -57,14 +68,14 @@ def serving(tmp_path: Path, model: Path, *extra: str, env: dict[str, str] | None
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True).start()
-    server = Server(f"http://127.0.0.1:{port}", process, [], env)
+    server = Server(f"{scheme}://127.0.0.1:{port}", process, [], env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             while not lines.empty():
                 server.stdout.append(lines.get())
             try:
-                if httpx.get(f"{server.url}{API}/health/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{server.url}{API}/health/ready", timeout=2, **client).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -14,6 +14,8 @@ PUBLIC = {
     ("GET", f"{API}/health/ready"),
     ("GET", f"{API}/metrics"),
     ("POST", f"{API}/auth/token"),
+    ("POST", f"{API}/auth/refresh"),  # the refresh token is the credential
+    ("POST", f"{API}/auth/logout"),
 }
 ANY_ROLE = "any"
 # Written out here (not derived from the code) so that moving a route to another permission fails a test.
@@ -45,6 +47,9 @@ REQUIRED = {
     ("POST", f"{API}/admin/models/reload"): "manage",
     ("GET", f"{API}/auth/me"): ANY_ROLE,
     ("POST", f"{API}/auth/password"): ANY_ROLE,
+    ("GET", f"{API}/auth/mfa"): ANY_ROLE,
+    ("POST", f"{API}/auth/mfa/totp"): ANY_ROLE,
+    ("POST", f"{API}/auth/mfa/totp/confirm"): ANY_ROLE,
 }
 # The roles: admin (users, keys, models; reads history and audit), clinician (predict, history,
 # review), auditor (read-only history and audit trail), integration (predict only).

@@ -32,14 +32,24 @@ def _first_login(server: Server) -> tuple[str, str]:
     return username.group(1), password.group(1)
 
 
+def _admin_bearer(client: httpx.Client, username: str, password: str) -> dict[str, str]:
+    """Sign in with the printed password, which only allows setting a new one; then with the new one."""
+    token = client.post(f"{API}/auth/token", data={"username": username, "password": password})
+    assert token.status_code == 200 and token.json()["restriction"] == "password_change", token.text
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert client.post(f"{API}/keys", json={"name": "x"}, headers=bearer).status_code == 403
+    change = {"current_password": password, "new_password": "the admin's own password"}
+    assert client.post(f"{API}/auth/password", json=change, headers=bearer).status_code == 204
+    token = client.post(f"{API}/auth/token", data={"username": username, "password": change["new_password"]})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def test_the_new_user_walk(server: Server, chest_jpeg: bytes, tmp_path: Path) -> None:
     username, password = _first_login(server)
     assert "shown ONCE" in "".join(server.stdout)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get(f"{API}/predictions").status_code == 401
-        token = client.post(f"{API}/auth/token", data={"username": username, "password": password})
-        assert token.status_code == 200, token.text
-        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        bearer = _admin_bearer(client, username, password)
         created = client.post(
             f"{API}/keys", json={"name": "first-script", "role": "clinician"}, headers=bearer
         )
@@ -84,8 +94,7 @@ def test_metrics_are_summed_over_workers(
     with serving(tmp_path, bundled_model_path, "--workers", "2") as server:
         username, password = _first_login(server)
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            token = client.post(f"{API}/auth/token", data={"username": username, "password": password}).json()
-            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            bearer = _admin_bearer(client, username, password)
             key = {
                 "X-API-Key": client.post(
                     f"{API}/keys", json={"name": "m", "role": "clinician"}, headers=bearer

@@ -73,6 +73,7 @@ def dicom_node(
     from rich.console import Console
     from rich.markup import escape
 
+    from .. import logs
     from ..config import get_settings
     from ..errors import CXRError
     from .node import DicomNode
@@ -83,9 +84,7 @@ def dicom_node(
         settings = settings.model_copy(
             update={"model_uri": str(model)}
         )  # a --model path wins over CXR_MODEL_URI
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     # pynetdicom logs every PDU at INFO, and highdicom names the source instance's UID: their warnings
     # are what an operator needs.
     for noisy in ("pynetdicom", "highdicom"):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..config import Settings
 from ..errors import ModelError
 from ..inference import Predictor
@@ -220,7 +221,8 @@ class DicomNode:
     def _analyse_claimed(self, path: Path) -> None:
         job = Spool.job_id(path)
         try:
-            outcome = self.processor.process(path, job)
+            with logs.request_scope(job):  # the job id is the DICOM door's request id
+                outcome = self.processor.process(path, job)
         except Exception as exc:
             # A bug or our own I/O failure, not the sender's image: keep the instance in failed/ for a
             # person to look at (move it back to incoming/ to retry), and carry on with the others.

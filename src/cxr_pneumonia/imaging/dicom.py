@@ -26,11 +26,14 @@ from pydicom.uid import (
 )
 
 from ..errors import InputError, TooLarge
+from . import jpeg_codecs
 from .codestream import declared_size
 from .limits import Limits
 from .memory import box_reduce, reduce_factor
 from .panics import is_native_panic
 from .xray import ImageMeta, XRay
+
+jpeg_codecs.register()
 
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR"}
@@ -174,6 +177,8 @@ def _decode_pixels(ds: Dataset) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if transfer_syntax_uid(ds) in jpeg_codecs.SYNTAXES and jpeg_codecs.available():
+                ds.pixel_array_options(decoding_plugin=jpeg_codecs.PLUGIN)  # the permissive one, always
             arr = ds.pixel_array
     except NotImplementedError as exc:
         raise InputError(

@@ -10,19 +10,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from .. import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__, logs
 from ..config import Settings
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
 from ..registry.serving import CHAMPION, ServedModel
 from ..store.facade import Store
+from ..store.jwt_keys import keyring_for
 from . import errors, metrics
 from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router, root_router
 from .routes.dicomweb import router as dicomweb_router
-from .security.tokens import TokenIssuer, signing_key
+from .security.tokens import TokenIssuer
 from .state import ServiceState, start_models
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         settings=settings,
         store=store,
         limiter=RateLimiter(settings),
-        tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
+        tokens=TokenIssuer(keyring_for(store), settings.token_minutes),
         models=models,
     )
 
@@ -107,4 +108,6 @@ def _mount_web(app: FastAPI, settings: Settings) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Import-string factory for ``uvicorn --factory`` (several workers each build their own app)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)  # a spawned worker starts unconfigured
+    return create_app(settings)

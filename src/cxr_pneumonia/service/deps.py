@@ -18,6 +18,7 @@ from ..store.security import apikeys
 from ..store.security.principal import Principal
 from ..store.security.roles import Permission
 from .exceptions import AmbiguousCredentials, Forbidden, Unauthorized
+from .security.restrictions import check_restriction, session_principal
 from .state import ServiceState
 from .strict import only_form_fields as only_form_fields  # the routes' form rule (strict.py)
 
@@ -132,7 +133,7 @@ def resolve_principal(
             principal = accounts.key_principal(session, api_key)
         else:
             claims = state.tokens.verify(token or "")
-            principal = accounts.user_principal(session, claims.user_id, claims.username) if claims else None
+            principal = session_principal(session, claims) if claims else None
     if principal is None:
         limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
         parsed = apikeys.parse(api_key) if api_key else None
@@ -151,6 +152,7 @@ def resolve_principal(
         raise Unauthorized("the credential is invalid, expired, revoked or disabled")
     limiter.hit(limiter.client, "client", ctx.client_key)
     limiter.hit(limiter.credential, "credential", principal.rate_key)
+    check_restriction(principal, ctx.route)
     return principal
 
 
