@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format typecheck clean
+.PHONY: run test lint format typecheck clean sbom licences
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +16,20 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 
 # Everything: training (PyTorch), tests and linters.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[train,dev]"
+	$(BIN)/pip install -q -e ".[train,registry,dev,cluster]"
 	touch $@ $(VENV)/.installed-base
 
+PORT ?= 8000  # `make run PORT=8080`
+
 run: $(VENV)/.installed-base
-	$(BIN)/cxr serve
+	$(BIN)/cxr serve --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports --no-logo  # the layers: [tool.importlinter] in pyproject.toml
+	$(BIN)/bandit -q -r src -ll  # security scan: no medium or high finding (each nosec says why)
+	$(BIN)/python -m cxr_pneumonia.licences --check --pyproject pyproject.toml  # no GPL/AGPL in the base install
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -36,6 +40,14 @@ test: lint typecheck
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# The serving install's software bill of materials (CycloneDX JSON): the base install's pinned packages.
+sbom: $(VENV)/.installed-dev
+	$(BIN)/python -m cxr_pneumonia.licences --requirements --pyproject pyproject.toml > sbom.requirements.txt
+	$(BIN)/cyclonedx-py requirements --output-format JSON --output-file sbom.cdx.json sbom.requirements.txt
+
+licences: $(VENV)/.installed-base
+	$(BIN)/python -m cxr_pneumonia.licences --pyproject pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

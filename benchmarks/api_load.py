@@ -9,7 +9,7 @@ prediction id the API returned is in the database and that the audit chain is in
 
     .venv/bin/python benchmarks/api_load.py [--model models/cxr-effnet-lite0]
         [--data ../shared/data/kermany/test] [--concurrency 1 8 32] [--seconds 20] [--workers 1]
-        [--threads 0] [--out benchmarks/results]
+        [--threads 0] [--out benchmarks/results] [--shadow PACKAGE_OR_URI]
 
 The result cache is off (CXR_RESULT_CACHE_SIZE=0) and the images cycle through the test split, so every
 request pays for a real inference; rate limits are raised out of the way. Not a test: it writes
@@ -62,7 +62,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model: Path, data_dir: Path, workers: int, threads: int, slots: int) -> Server:
+def start_server(
+    model: Path, data_dir: Path, workers: int, threads: int, slots: int, shadow: str | None = None
+) -> Server:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
     env.update(
@@ -78,6 +80,8 @@ def start_server(model: Path, data_dir: Path, workers: int, threads: int, slots:
             "CXR_RATE_LIMIT_ANONYMOUS": "1000000/minute",
         }
     )
+    if shadow:  # every accepted input also runs through this model, off the response's path
+        env["CXR_SHADOW_MODEL_URI"] = shadow if shadow.startswith("models:") else str(Path(shadow).resolve())
     process = subprocess.Popen(
         [sys.executable, "-m", "cxr_pneumonia.cli", "serve", "--port", str(port), "--workers", str(workers)],
         stdout=subprocess.PIPE,
@@ -274,6 +278,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {target['wanted']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
         )
+    if "shadow" in result:
+        lines += ["", f"With a shadow model ({result['environment']['shadow_model']}), each level run again:", "",
+                  "| clients | p50 ms without → with | p50 growth % | predictions/s without → with | throughput cost % |",
+                  "|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for lv in result["shadow"]["levels"]:
+            lines.append(
+                f"| {lv['clients']} | {lv['p50_ms'][0]} → {lv['p50_ms'][1]} | {lv['p50_growth_pct']} "
+                f"| {lv['predictions_per_s'][0]} → {lv['predictions_per_s'][1]} | {lv['throughput_cost_pct']} |"
+            )
+        lines.append(f"\nShadow queue: {result['shadow']['shadow_queue']}")
     return "\n".join(lines) + "\n"
 
 
@@ -282,7 +296,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", type=Path, default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0"))
+        "--model",
+        type=Path,
+        default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v2")),
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kermany/test")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -295,6 +311,12 @@ def main() -> None:
         "--slots", type=int, default=0, help="CXR_INFERENCE_CONCURRENCY (0: one per CPU core)"
     )
     parser.add_argument("--note", default="", help="free text for the report (e.g. what else ran)")
+    parser.add_argument(
+        "--shadow",
+        default=None,
+        help="a shadow model (path or models:/ URI): run every level without it, then with it, and "
+        "report the cost (writes api_load_shadow.json/.md)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
 
@@ -302,30 +324,12 @@ def main() -> None:
     if not images:
         raise SystemExit(f"no .jpeg images under {args.data}")
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="cxr-load-") as tmp:
-        server = start_server(
-            args.model.resolve(), Path(tmp) / "data", args.workers, args.threads, args.slots
-        )
-        try:
-            key = api_key(server)
-            warm = asyncio.run(run_level(server.url, key, images, 2, 3.0, 0))  # sessions, allocators, pages
-            levels: list[dict[str, Any]] = []
-            offset, ids = 0, list(warm.accepted_ids)
-            for clients in args.concurrency:
-                level = asyncio.run(run_level(server.url, key, images, clients, args.seconds, offset))
-                offset += len(level.latencies_ms) + sum(level.errors.values())
-                ids += level.accepted_ids
-                levels.append(level.summary())
-                print(json.dumps(levels[-1]), flush=True)
-            with httpx.Client(base_url=server.url, headers={"X-API-Key": key}) as client:
-                model_id = client.get(f"{API}/models/current").json()["model_id"]
-        finally:
-            stop_server(server)
-            if any(level["errors"] for level in levels):  # keep the server's log: it says why
-                args.out.mkdir(parents=True, exist_ok=True)
-                shutil.copy(Path(tmp) / "serve.stderr", args.out / "api_load.serve.log")
-        database = check_database(server, ids)
-
+    levels, database, model_id, _ = measure(args, images, None)
+    shadow_report = None
+    if args.shadow:
+        shadowed, shadow_db, _, queue_stats = measure(args, images, args.shadow)
+        shadow_report = shadow_cost(levels, shadowed, queue_stats)
+        database = {**database, "with_shadow": shadow_db}
     by_clients = {level["clients"]: level for level in levels}
     measured_p50 = by_clients.get(1, {}).get("latency_ms", {}).get("p50")
     measured_rate = by_clients.get(8, {}).get("predictions_per_s")
@@ -372,10 +376,74 @@ def main() -> None:
         "database_check": database,
         "targets": targets,
     }
+    name = "api_load"
+    if shadow_report is not None:
+        result["shadow"] = shadow_report
+        result["environment"]["shadow_model"] = args.shadow
+        targets["shadow_p50_growth_pct_at_1_client"] = shadow_report["target"]
+        name = "api_load_shadow"  # beside, not over, the plain run's report
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "api_load.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "api_load.md").write_text(markdown(result))
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def measure(
+    args: argparse.Namespace, images: list[bytes], shadow: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any], str, dict[str, Any] | None]:
+    """One server, every concurrency level: (levels, database check, model id, shadow queue stats)."""
+    levels: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cxr-load-") as tmp:
+        server = start_server(
+            args.model.resolve(), Path(tmp) / "data", args.workers, args.threads, args.slots, shadow
+        )
+        try:
+            key = api_key(server)
+            warm = asyncio.run(run_level(server.url, key, images, 2, 3.0, 0))  # sessions, allocators, pages
+            offset, ids = 0, list(warm.accepted_ids)
+            for clients in args.concurrency:
+                level = asyncio.run(run_level(server.url, key, images, clients, args.seconds, offset))
+                offset += len(level.latencies_ms) + sum(level.errors.values())
+                ids += level.accepted_ids
+                levels.append({**level.summary(), "shadow": bool(shadow)})
+                print(json.dumps(levels[-1]), flush=True)
+            with httpx.Client(base_url=server.url, headers={"X-API-Key": key}) as client:
+                model_id = client.get(f"{API}/models/current").json()["model_id"]
+                queue_stats = client.get(f"{API}/models").json().get("shadow_queue") if shadow else None
+        finally:
+            stop_server(server)
+            if any(level["errors"] for level in levels):  # keep the server's log: it says why
+                args.out.mkdir(parents=True, exist_ok=True)
+                shutil.copy(Path(tmp) / "serve.stderr", args.out / "api_load.serve.log")
+        database = check_database(server, ids)
+    return levels, database, model_id, queue_stats
+
+
+def shadow_cost(
+    plain: list[dict[str, Any]], shadowed: list[dict[str, Any]], queue_stats: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What running a shadow costs: p50 growth at 1 client (target <= 10%), throughput at each level."""
+    without = {level["clients"]: level for level in plain}
+    per_level = []
+    for level in shadowed:
+        base = without.get(level["clients"])
+        if base is None:
+            continue
+        p50, p50_base = level["latency_ms"]["p50"], base["latency_ms"]["p50"]
+        rate, rate_base = level["predictions_per_s"], base["predictions_per_s"]
+        per_level.append({
+            "clients": level["clients"],
+            "p50_ms": [p50_base, p50],
+            "p50_growth_pct": round((p50 / p50_base - 1) * 100, 1) if p50_base else None,
+            "predictions_per_s": [rate_base, rate],
+            "throughput_cost_pct": round((1 - rate / rate_base) * 100, 1) if rate_base else None,
+        })  # fmt: skip
+    growth = next((lv["p50_growth_pct"] for lv in per_level if lv["clients"] == 1), None)
+    return {
+        "levels": per_level,
+        "shadow_queue": queue_stats,  # recorded, dropped (a full queue), failed
+        "target": {"wanted": "<= 10", "measured": growth, "met": growth is not None and growth <= 10},
+    }
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from registry_helpers import MlflowServer, free_loopback_port, require_mlflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,3 +147,55 @@ def shifted() -> Callable[..., bytes]:
 @pytest.fixture(scope="session")
 def in_population_images(kermany: Path) -> Callable[[int], list[Path]]:
     return lambda n: in_population(kermany, n)
+
+
+# ---- the model registry: a real `mlflow server` ---------------------------------------------------
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` on a free loopback port: SQLite backend, local artifact root, one worker and no
+    job runners (~5 s to start, ~480 MB), shared by every registry test of the session."""
+    require_mlflow()
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_loopback_port()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # ~5 s on a quiet machine; far more beside a training run
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (root / "server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start in 300 s")
+        yield MlflowServer(url, root / "artifacts")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def _missing(reason: str) -> None:
+    """A component a test needs is absent: skip on a developer's machine, fail in CI (CI=true)."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason} (CI=true: .ci/run should have provided it)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def missing():
+    """Call missing(reason) where a component is absent: a skip here, a failure in CI."""
+    return _missing

@@ -3,25 +3,77 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from typer.core import TyperArgument, TyperOption
 
+from . import __version__  # config first: it turns library telemetry off
 from .errors import CXRError
 
 if TYPE_CHECKING:
-    from .inference import Predictor
+    from collections.abc import Iterator
 
-app = typer.Typer(help="CXR Pneumonia Detector: decision support, not a diagnosis.", no_args_is_help=True)
+    from .inference import Prediction, Predictor
+
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH", "Path": "PATH"}
+
+
+def _readable_type(shown: Callable[[Any, Any], str | None]) -> Callable[[Any, Any], str | None]:
+    """What a mature CLI shows after an option: nothing for a flag, TEXT, INTEGER, PATH... otherwise.
+
+    Typer 0.2x prints the annotation instead (``<bool>`` after every flag, ``<list[str]>``).
+    """
+
+    def display(self: Any, ctx: Any) -> str | None:
+        raw = shown(self, ctx)
+        if raw is None or getattr(self, "is_flag", False) or raw in ("<bool>", "bool"):
+            return None
+        inner = raw[1:-1] if raw.startswith("<") and raw.endswith(">") else raw
+        if inner.startswith("list[") and inner.endswith("]"):
+            return _TYPE_NAMES.get(inner[5:-1], inner[5:-1].upper()) + "..."
+        return _TYPE_NAMES.get(inner, inner.upper() if raw.startswith("<") else inner)
+
+    return display
+
+
+TyperOption.display_type_rich = _readable_type(TyperOption.display_type_rich)  # type: ignore[method-assign,assignment]
+TyperArgument.display_type_rich = _readable_type(TyperArgument.display_type_rich)  # type: ignore[method-assign,assignment]
+
+app = typer.Typer(
+    help="CXR Pneumonia Detector: decision support, not a diagnosis.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 data_app = typer.Typer(help="Datasets: catalog and manifests.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cxr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """CXR Pneumonia Detector: decision support, not a diagnosis."""
 
 
 def _fail(exc: CXRError) -> typer.Exit:
@@ -165,64 +217,195 @@ def evaluate(
 
 
 @app.command()
+def recalibrate(
+    model: Annotated[Path, typer.Option(help="the model package to recalibrate")],
+    data: Annotated[Path, typer.Option(help="the site's labelled cases: folder or CSV (path,label,...)")],
+    out: Annotated[Path, typer.Option(help="where to write the new package (must not exist or be empty)")],
+    split: Annotated[str, typer.Option(help="rows of the data to fit on: all, or a split name")] = "all",
+    version: Annotated[str | None, typer.Option(help="the new package's version")] = None,
+) -> None:
+    """Refit temperature, threshold and conformal quantile on a site's labelled cases: a new package
+    version (same weights) whose model.json names its parent and the data."""
+    from .training.recalibrate import recalibrate as run_recalibration
+
+    try:
+        child = run_recalibration(model, data, out, split=split, version=version)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    cal = child.calibration
+    console.print(
+        f"{child.model_id} written to {out} (parent {child.parent['model_id'] if child.parent else '?'}): "
+        f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
+    )
+    console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+
+
+@app.command()
 def predict(
     paths: Annotated[
         list[str], typer.Argument(help="files, directories (recursive) or globs; PNG/JPEG/DICOM")
     ],
-    model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="package path or models:/NAME@ALIAS, models:/NAME/VERSION (default CXR_MODEL_URI)"),
+    ] = None,
     heatmaps: Annotated[Path | None, typer.Option(help="write a heatmap overlay PNG per image here")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    output: Annotated[Path | None, typer.Option(help="write the results to this file")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json, csv; or jsonl, parquet (appended to, resumable)")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option(help="write the results to this file (parquet: a folder of parts)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="read on a Ray cluster: its ADDRESS (host:port), auto, or local (needs the cluster extra; "
+            "jsonl or parquet output)",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option(help="send the files to a running `cxr serve` at this URL instead")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="with --server: the environment variable holding the API key")
+    ] = "CXR_API_KEY",
 ) -> None:
-    """Read chest radiographs. Exit code 0 when every input was read or refused, 1 when any failed."""
-    from .inference.inputs import expand_inputs
+    """Read chest radiographs (files, folders, globs, CSV manifests with a path column). Exit code 0 when
+    every input was read or refused, 1 when any failed."""
+    from .batch.job import FORMATS
+    from .batch.sources import expand_sources
     from .inference.output import PredictOutcome, render, write_heatmap
 
-    if output_format not in ("table", "json", "csv"):
-        raise typer.BadParameter("use table, json or csv", param_hint="--format")
-    files, problems = expand_inputs(paths)
+    if output_format not in ("table", "json", "csv", *FORMATS):
+        raise typer.BadParameter("use table, json, csv, jsonl or parquet", param_hint="--format")
+    if ray is not None and output_format not in FORMATS:
+        raise typer.BadParameter("--ray writes jsonl or parquet", param_hint="--format")
+    if output_format == "parquet" and output is None:
+        raise typer.BadParameter("parquet output needs --output DIR", param_hint="--output")
+    try:
+        files, problems = expand_sources(paths)
+    except CXRError as exc:
+        raise _fail(exc) from None
     for problem in problems:
         err_console.print(f"[yellow]skipped[/yellow] {problem}")
     if not files:
         err_console.print("[red]error[/red] no input files")
         raise typer.Exit(code=2)
+    if server is not None and (model is not None or heatmaps is not None):
+        raise typer.BadParameter("--model and --heatmaps are local options", param_hint="--server")
+    if server is not None and (ray is not None or output_format in FORMATS):
+        raise typer.BadParameter("--server writes table, json or csv, without --ray", param_hint="--server")
+    if output_format in FORMATS:
+        if isinstance(model, str) and model.startswith("models:/"):
+            raise typer.BadParameter(
+                "--format jsonl/parquet and --ray read a package path, not a registry URI",
+                param_hint="--model",
+            )
+        package = Path(model) if model is not None else None
+        _predict_batch(files, problems, output_format, output, package, heatmaps, batch_size, ray)
     try:
-        predictor = _open_predictor(model)
-    except CXRError as exc:
+        if server is not None:
+            results = _served_results(server, api_key_env, files, batch_size)
+        else:
+            predictor = _open_predictor(model)
+            results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
+        outcomes: list[PredictOutcome] = []
+        with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
+            task = progress.add_task("reading", total=len(files))
+            for path, result in zip(files, results, strict=True):
+                outcome = PredictOutcome.of(path, result)
+                if heatmaps is not None and outcome.prediction is not None:
+                    write_heatmap(path, outcome.prediction, heatmaps)
+                outcomes.append(outcome)
+                progress.advance(task)
+    except CXRError as exc:  # a local model that cannot load; a server that refuses us or is down
         raise _fail(exc) from None
-    outcomes: list[PredictOutcome] = []
-    with Progress(console=err_console, transient=True, disable=len(files) < 4) as progress:
-        task = progress.add_task("reading", total=len(files))
-        results = predictor.iter_predict(files, heatmap=heatmaps is not None, batch_size=batch_size)
-        for path, result in zip(files, results, strict=True):
-            outcome = PredictOutcome.of(path, result)
-            if heatmaps is not None and outcome.prediction is not None:
-                write_heatmap(path, outcome.prediction, heatmaps)
-            outcomes.append(outcome)
-            progress.advance(task)
     text = render(outcomes, output_format)
     if output is not None:
         output.write_text(text)
     else:
         typer.echo(text)
-    summary = PredictOutcome.summary(outcomes)
+    _summarise(PredictOutcome.summary(outcomes), problems)
+
+
+def _summarise(counts: dict[str, int], problems: list[str]) -> None:
+    """The closing line of `cxr predict` on stderr, and its exit code (1 when anything failed)."""
+    total, unflagged = counts.get("total", 0), counts.get("unflagged", 0)
     err_console.print(
-        f"{summary['total']} inputs: {summary['pneumonia']} pneumonia, {summary['normal']} normal, "
-        f"{summary['refer']} to refer, {summary['refused']} refused, {summary['failed']} failed"
+        f"{total} inputs: {counts.get('pneumonia', 0)} pneumonia, {counts.get('normal', 0)} normal, "
+        f"{counts.get('refer', 0)} to refer, {counts.get('refused', 0)} refused, {counts.get('failed', 0)} failed"
         + (f", {len(problems)} skipped" if problems else "")
+        + f"; answered with no refer flag: {unflagged}"
+        + (f" ({unflagged / total:.1%})" if total else "")
     )
-    raise typer.Exit(code=1 if summary["failed"] or problems else 0)
+    raise typer.Exit(code=1 if counts.get("failed") or problems else 0)
 
 
-def _open_predictor(model: Path | None) -> Predictor:
+def _predict_batch(
+    files: list[Path],
+    problems: list[str],
+    fmt: str,
+    output: Path | None,
+    model: Path | None,
+    heatmaps: Path | None,
+    batch_size: int,
+    ray: str | None,
+) -> None:
+    """`cxr predict --format jsonl|parquet [--ray ...]`: rows appended as they come; a re-run on the same
+    output skips the inputs it already holds."""
+    from .batch import sinks
+    from .batch.job import Job
     from .config import get_settings
-    from .inference import Predictor
 
     settings = get_settings()
-    return Predictor.from_package(
-        model or settings.model_path, threads=settings.intra_op_threads, min_side=settings.min_side
-    )
+    job = Job(files, fmt, output, model or settings.model_path, settings, ray=ray, heatmaps=heatmaps,
+              batch_size=batch_size)  # fmt: skip
+    try:
+        items = job.todo()
+        if job.skipped:
+            err_console.print(f"{job.skipped} inputs already in {output}: skipped")
+        sink = sinks.open_sink(fmt, output) if output is not None else None
+        write = sink.write if sink is not None else (lambda row: typer.echo(json.dumps(row)))
+        try:
+            with Progress(console=err_console, transient=True, disable=len(items) < 4) as progress:
+                task = progress.add_task("reading" + (f" on Ray ({ray})" if ray else ""), total=len(items))
+                job.run(items, write, lambda: progress.advance(task))
+        finally:
+            if sink is not None:
+                sink.close()
+    except CXRError as exc:
+        raise _fail(exc) from None
+    _summarise(job.counts, problems)
+
+
+def _served_results(
+    server: str, api_key_env: str, files: list[Path], batch_size: int
+) -> Iterator[Prediction | CXRError]:
+    import os
+
+    from .client import Client
+
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise CXRError(f"set {api_key_env} to an API key of the server (cxr keys create)", code="no_api_key")
+    with Client(server, api_key=api_key) as client:
+        yield from client.iter_predict(files, batch_size=batch_size)
+
+
+def _open_predictor(model: Path | str | None) -> Predictor:
+    """A path or registry URI (models:/...); default CXR_MODEL_URI, else CXR_MODEL_PATH."""
+    from .config import get_settings
+    from .registry.serving import ModelLoader
+
+    settings = get_settings()
+    predictor, degraded = ModelLoader(settings).load_predictor(str(model or settings.served_model_uri))
+    if degraded:
+        err_console.print(
+            f"[yellow]degraded[/yellow] the registry did not answer; cached package: {escape(degraded)}"
+        )
+    return predictor
 
 
 # ---- command groups defined next to the code they drive (each module imports lazily) ----------
@@ -236,6 +419,9 @@ _register_store(app)  # users, keys, audit, db
 from .dicom_node.commands import register as _register_dicom  # noqa: E402
 
 _register_dicom(app)  # dicom-node
+from .registry.commands import register as _register_models  # noqa: E402
+
+_register_models(app)  # models
 from .monitoring.commands import register as _register_monitor  # noqa: E402
 
 _register_monitor(app)  # monitor

@@ -24,6 +24,7 @@ READABLE_FORMATS = (1, 2)  # version 1 packages are read as version 2 with empty
 MANIFEST_NAME = "model.json"
 ONNX_NAME = "model.onnx"
 OOD_NAME = "ood.npz"
+POPULATION_GATE_NAME = "population_gate.npz"  # optional (format 2)
 CARD_NAME = "MODEL_CARD.md"
 
 
@@ -44,6 +45,12 @@ class Calibration:
     # pneumonia cases): heatmaps are scaled by it, so brightness means the same on every image.
     # None (version 1 packages): each map is scaled by its own peak.
     heatmap_reference: float | None = None
+
+    def quantile_for(self, binary_class: str) -> float:
+        """The conformal quantile that decides whether ``binary_class`` is in the prediction set."""
+        if self.conformal_quantiles and binary_class in self.conformal_quantiles:
+            return self.conformal_quantiles[binary_class]
+        return self.conformal_quantile
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,45 @@ def package_digest(manifest: PackageManifest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class PopulationGate:
+    """A linear in/out-of-population classifier over pooled features (standardised, then logistic):
+    p(other population). Trained on the package's training images against radiographs of another
+    population (docs/model-package.md says which, and how they were split); above ``threshold`` an
+    input is flagged atypical and referred."""
+
+    mean: np.ndarray  # (C,)
+    scale: np.ndarray  # (C,)
+    coef: np.ndarray  # (C,)
+    intercept: float
+    threshold: float
+
+    def probability(self, pooled: np.ndarray) -> np.ndarray:
+        z = ((np.asarray(pooled, dtype=np.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            mean=self.mean.astype(np.float32),
+            scale=self.scale.astype(np.float32),
+            coef=self.coef.astype(np.float32),
+            intercept=np.float64(self.intercept),
+            threshold=np.float64(self.threshold),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> PopulationGate:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                mean=data["mean"].astype(np.float64),
+                scale=data["scale"].astype(np.float64),
+                coef=data["coef"].astype(np.float64),
+                intercept=float(data["intercept"]),
+                threshold=float(data["threshold"]),
+            )
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -231,6 +277,7 @@ class ModelPackage:
     path: Path
     manifest: PackageManifest
     ood: OODReference
+    population_gate: PopulationGate | None = None
 
     @property
     def onnx_path(self) -> Path:
@@ -267,7 +314,12 @@ class ModelPackage:
                 raise ModelError(
                     f"model package file {name} has sha256 {actual[:12]}…, model.json says {expected[:12]}…"
                 )
-        return cls(path=root, manifest=manifest, ood=OODReference.load(root / OOD_NAME))
+        gate = (
+            PopulationGate.load(root / POPULATION_GATE_NAME)
+            if POPULATION_GATE_NAME in manifest.files
+            else None
+        )
+        return cls(path=root, manifest=manifest, ood=OODReference.load(root / OOD_NAME), population_gate=gate)
 
 
 def write_manifest(path: Path, manifest: PackageManifest) -> None:

@@ -75,7 +75,11 @@ def check_results(orthanc: Orthanc, source_path: Path, predictor: Any) -> None:
     image = np.asarray(Image.open(io.BytesIO(rendered.content)).convert("RGB"), dtype=np.int16)
     assert image.shape[0] > 200 and image.shape[1] > 200
     colourfulness = np.abs(image[..., 0] - image[..., 2]).mean()
-    assert colourfulness > 2.0, "the capture shows no heatmap colour"
+    # Heatmaps are on the package's fixed scale: only a map with real heat must show colour (a faint
+    # one, e.g. of an adult's radiograph the model sees little in, is rightly almost grey).
+    assert expected.heatmap is not None
+    if float(expected.heatmap.max()) >= 0.3:
+        assert colourfulness > 2.0, "the capture shows no heatmap colour"
     assert sc.BurnedInAnnotation == "YES"
     assert "not a diagnosis" in sc.ImageComments
 

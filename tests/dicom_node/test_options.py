@@ -78,3 +78,14 @@ def test_command_line_overrides_win_and_none_means_not_given(tmp_path: Path) -> 
 def test_options_that_cannot_work_are_refused(tmp_path: Path, override: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         NodeOptions.from_settings(settings(tmp_path), **override)
+
+
+def test_a_dicomweb_destination_is_a_url_and_the_only_destination(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:8042/dicom-web"
+    assert NodeOptions.from_settings(settings(tmp_path), destination_dicomweb=url).destination_dicomweb == url
+    from_env = NodeOptions.from_settings(settings(tmp_path, dicom_destination_dicomweb=url))
+    assert from_env.destination_dicomweb == url and from_env.destination is None
+    with pytest.raises(ConfigError, match="not both"):
+        NodeOptions.from_settings(settings(tmp_path), destination="PACS@h:104", destination_dicomweb=url)
+    with pytest.raises(ConfigError, match="http"):
+        NodeOptions.from_settings(settings(tmp_path), destination_dicomweb="pacs:8042")

@@ -14,8 +14,8 @@ from pydicom.dataset import Dataset
 from cxr_pneumonia.dicom_node.options import Destination, RetryPolicy
 from cxr_pneumonia.dicom_node.outbox import Backoff, Outbox, Sender
 from cxr_pneumonia.dicom_node.provenance import Provenance
-from cxr_pneumonia.dicom_node.spool import Spool
 from cxr_pneumonia.dicom_node.sr import finding_report, refusal_report
+from cxr_pneumonia.store.spool import Spool
 
 from .peers import NODE_AE, Orthanc
 

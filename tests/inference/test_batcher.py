@@ -36,3 +36,20 @@ def test_errors_reach_their_own_caller(predictor: Predictor, kermany: Path) -> N
         assert ok.result().label in ("normal", "pneumonia")
         with pytest.raises(InputError):
             bad.result()
+
+
+def test_a_closed_batcher_finishes_its_callers_and_then_stops(predictor: Predictor, kermany: Path) -> None:
+    """A model swapped out: the requests already on it get their answers, later callers are served
+    unbatched, and its inference thread ends."""
+    fresh = Predictor(predictor.package, cache=MemoryCache(0))
+    batcher = MicroBatcher(fresh, max_batch=4, max_wait_ms=20)
+    files = [f.read_bytes() for f in sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[:6]]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        in_flight = [pool.submit(batcher.predict, data, use_cache=False) for data in files]
+        batcher.close()
+        answers = [future.result(timeout=60) for future in in_flight]
+    assert all(a.label in ("normal", "pneumonia") for a in answers)
+    batcher._thread.join(10)
+    assert not batcher._thread.is_alive()
+    late = batcher.predict(files[0], use_cache=False)
+    assert late.p_pneumonia == pytest.approx(answers[0].p_pneumonia, abs=1e-5)

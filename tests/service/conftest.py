@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from cxr_pneumonia.config import Settings
 from cxr_pneumonia.errors import CXRError
 from cxr_pneumonia.inference import Predictor
 from cxr_pneumonia.service.app import create_app
 from cxr_pneumonia.store import accounts
+from cxr_pneumonia.store.db.engine import normalise_url
 from cxr_pneumonia.store.facade import Store
 from cxr_pneumonia.store.security.roles import Role
 
@@ -161,3 +164,28 @@ def env_without_cxr() -> dict[str, str]:
     return {
         k: v for k, v in os.environ.items() if not k.startswith("CXR_") and k != "PROMETHEUS_MULTIPROC_DIR"
     }
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
+    url = os.environ.get("CXR_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip('CXR_TEST_POSTGRES_URL is unset: start PostgreSQL with eval "$(bash .ci/services.sh)"')
+    server = normalise_url(url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"cxr_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("CXR_TEST_REDIS_URL")
+    if not url:
+        pytest.skip('CXR_TEST_REDIS_URL is unset: start Redis with eval "$(bash .ci/services.sh)"')
+    return url

@@ -6,8 +6,9 @@ import stat
 
 from sqlalchemy import select
 
-from cxr_pneumonia.service.security.tokens import TokenIssuer, signing_key
-from cxr_pneumonia.store.db.models import ApiKey, AuditEvent, User
+from cxr_pneumonia.service.security.tokens import FixedKeyring, TokenIssuer
+from cxr_pneumonia.store.db.models import ApiKey, AuditEvent, JwtKey, User
+from cxr_pneumonia.store.jwt_keys import SigningKey
 
 from .conftest import API, Service, assert_error_body
 
@@ -45,20 +46,25 @@ def test_wrong_password_and_unknown_user_are_401_and_audited(service: Service) -
 
 def test_bad_and_expired_tokens_are_401(service: Service) -> None:
     service.user("dr.cy", "clinician")
-    expired = TokenIssuer(signing_key(service.settings), minutes=-1).issue(1, "dr.cy")
-    foreign = TokenIssuer(b"x" * 40, minutes=30).issue(1, "dr.cy")
+    expired = TokenIssuer(service.app.state.cxr.tokens.keyring, minutes=-1).issue(1, "dr.cy")
+    ours = service.app.state.cxr.tokens.keyring.signing()
+    foreign = TokenIssuer(FixedKeyring(SigningKey(ours.kid, b"x" * 40)), minutes=30).issue(1, "dr.cy")
     for token in ("garbage", expired, foreign, "a" * 5000):
         response = service.client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert_error_body(response, 401, "unauthorized")
     assert all(e.outcome == "denied" for e in _events(service, "authenticate"))
 
 
-def test_passwords_are_argon2_hashes_and_the_jwt_key_file_is_private(service: Service) -> None:
+def test_passwords_are_argon2_hashes_and_the_jwt_keys_are_sealed(service: Service) -> None:
     service.user("dr.dee", "clinician", password="a long enough secret")
     with service.store.reading() as session:
         stored = session.scalars(select(User.password_hash).where(User.username == "dr.dee")).one()
     assert stored.startswith("$argon2id$") and "a long enough secret" not in stored
-    key_file = service.settings.data_dir / "jwt.secret"
+    secret = service.app.state.cxr.tokens.keyring.signing().secret
+    with service.store.reading() as session:
+        [row] = session.scalars(select(JwtKey)).all()
+    assert secret not in row.ciphertext and len(secret) >= 32  # AES-GCM sealed with the store's key
+    key_file = service.settings.data_dir / "image.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 

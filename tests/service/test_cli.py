@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cxr_pneumonia.cli import app as cli_app
 from cxr_pneumonia.config import get_settings
+from cxr_pneumonia.store.db.migrate import alembic_config
 from cxr_pneumonia.store.db.models import AuditEvent
 
 from .conftest import API, Service
@@ -34,8 +36,14 @@ def _ok(runner: CliRunner, *args: str, stdin: str | None = None) -> str:
 
 
 def test_db_upgrade(cli: CliRunner) -> None:
-    assert "database at revision 0001" in _ok(cli, "db", "upgrade")
-    assert "database at revision 0001" in _ok(cli, "db", "upgrade")
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert f"database at revision {head}" in _ok(cli, "db", "upgrade")
+    assert f"database at revision {head}" in _ok(cli, "db", "upgrade")
+
+
+def test_the_migrations_have_one_head() -> None:
+    """Branches merged side by side must re-chain their migrations (`alembic heads` stays one)."""
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
 
 
 def test_users_and_keys_from_the_command_line(cli: CliRunner, make_service, tmp_path: Path) -> None:

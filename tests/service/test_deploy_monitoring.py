@@ -25,7 +25,7 @@ from cxr_pneumonia.store.facade import Store
 from cxr_pneumonia.store.security.roles import Role
 
 from .conftest import API
-from .test_serve import Server, _free_port, serving
+from .serving import Server, free_port, serving
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +110,7 @@ def served(
         _, token = accounts.create_key(session, "deploy-test", Role.CLINICIAN, created_by="test")
     store.close()
     images = [shifted(p) for p in sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[:40]]
-    with serving(tmp, monitored_model_path, env_extra=MONITORING_ENV) as server:
+    with serving(tmp, monitored_model_path, env=MONITORING_ENV) as server:
         reviewed = [p.read_bytes() for p in sorted((kermany / "train" / "PNEUMONIA").glob("*.jpeg"))[200:203]]
         yield Served(server, {"X-API-Key": token}, images, reviewed)
 
@@ -135,7 +135,7 @@ def _until(url: str, query: str, expected: float, timeout: float = 60.0) -> floa
 @contextmanager
 def _prometheus(tmp: Path, target: str) -> Iterator[str]:
     prometheus = _binary("prometheus")
-    port = _free_port()
+    port = free_port()
     config = tmp / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

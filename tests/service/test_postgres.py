@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from cxr_pneumonia.store import audit
-from cxr_pneumonia.store.db.engine import make_engine, normalise_url
+from cxr_pneumonia.store.db.engine import make_engine
 from cxr_pneumonia.store.db.migrate import current_revision, head_revision, upgrade
 from cxr_pneumonia.store.facade import Store
 
 from .conftest import API, Service, service_settings
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test server, dropped afterwards."""
-    url = os.environ.get("CXR_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip('CXR_TEST_POSTGRES_URL is unset: start PostgreSQL with eval "$(bash .ci/services.sh)"')
-    server = normalise_url(url)
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"cxr_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_migrations_create_the_schema_and_are_idempotent(postgres_url: str) -> None:

@@ -21,7 +21,7 @@ def test_predict_returns_the_prediction_and_commits_it(service: Service, chest_j
     assert body["label"] in ("normal", "pneumonia")
     assert 0.0 <= body["p_pneumonia"] <= 1.0
     assert abs(body["p_bacterial"] + body["p_viral"] - body["p_pneumonia"]) < 1e-9
-    assert body["model"]["model_id"] == "cxr-effnet-lite0:1.0.0"
+    assert body["model"]["model_id"] == "cxr-effnet-lite0:2.0.0"
     assert body["heatmap_url"] == f"{API}/predictions/{body['id']}/heatmap.png"
     assert body["image_url"] is None and body["preview"] is None  # images are not kept by default
     assert "not a diagnosis" in body["disclaimer"]

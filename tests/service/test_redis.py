@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
 from .conftest import API, Service, assert_error_body
-
-
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("CXR_TEST_REDIS_URL")
-    if not url:
-        pytest.skip('CXR_TEST_REDIS_URL is unset: start Redis with eval "$(bash .ci/services.sh)"')
-    return url
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ PUBLIC = {
     ("GET", f"{API}/health/ready"),
     ("GET", f"{API}/metrics"),
     ("POST", f"{API}/auth/token"),
+    ("POST", f"{API}/auth/refresh"),  # the refresh token is the credential
+    ("POST", f"{API}/auth/logout"),
 }
 ANY_ROLE = "any"
 # Written out here (not derived from the code) so that moving a route to another permission fails a test.
@@ -23,9 +25,12 @@ REQUIRED = {
     ("GET", f"{API}/predictions"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/heatmap.png"): "read_history",
+    ("GET", f"{API}/predictions/{{prediction_id}}/heatmap-grey.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/image.png"): "read_history",
     ("GET", f"{API}/predictions/{{prediction_id}}/overlay.png"): "read_history",
+    ("GET", f"{API}/predictions/{{prediction_id}}/fhir"): "read_history",
     ("POST", f"{API}/predictions/{{prediction_id}}/review"): "review",
+    ("POST", "/dicomweb/studies"): "predict",  # STOW-RS: the same credentials as /predict
     ("GET", f"{API}/users"): "manage",
     ("POST", f"{API}/users"): "manage",
     ("POST", f"{API}/users/{{username}}/disable"): "manage",
@@ -37,8 +42,15 @@ REQUIRED = {
     ("GET", f"{API}/audit/verify"): "read_audit",
     ("GET", f"{API}/monitoring"): "read_audit",  # admin and auditor: drift, alarms, reviewed performance
     ("GET", f"{API}/models/current"): "read_model",
+    ("GET", f"{API}/models"): "read_model",
+    ("GET", f"{API}/models/{{model_id}}/card"): "read_model",
+    ("GET", f"{API}/models/compare"): "read_history",
+    ("POST", f"{API}/admin/models/reload"): "manage",
     ("GET", f"{API}/auth/me"): ANY_ROLE,
     ("POST", f"{API}/auth/password"): ANY_ROLE,
+    ("GET", f"{API}/auth/mfa"): ANY_ROLE,
+    ("POST", f"{API}/auth/mfa/totp"): ANY_ROLE,
+    ("POST", f"{API}/auth/mfa/totp/confirm"): ANY_ROLE,
 }
 # The roles: admin (users, keys, models; reads history and audit), clinician (predict, history,
 # review), auditor (read-only history and audit trail), integration (predict only).
@@ -48,7 +60,7 @@ GRANTS = {
     "auditor": {"read_history", "read_audit", "read_model"},
     "integration": {"predict", "read_model"},
 }
-PATH_VALUES = {"prediction_id": "0" * 32, "username": "someone", "key_id": "0" * 12}
+PATH_VALUES = {"prediction_id": "0" * 32, "username": "someone", "key_id": "0" * 12, "model_id": "0" * 12}
 
 
 def _routes(service: Service) -> set[tuple[str, str]]:

@@ -2,88 +2,20 @@
 
 from __future__ import annotations
 
-import queue
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import API, env_without_cxr
+from .conftest import API
+from .serving import Server, serving
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[str]
-    stdout: list[str]
-    env: dict[str, str]
-
-
-@contextmanager
-def serving(
-    tmp_path: Path, model: Path, *extra: str, env_extra: dict[str, str] | None = None
-) -> Iterator[Server]:
-    port = _free_port()
-    env = {
-        **env_without_cxr(),
-        "CXR_DATA_DIR": str(tmp_path / "data"),
-        "CXR_MODEL_PATH": str(model),
-        "CXR_LOG_LEVEL": "WARNING",
-        **(env_extra or {}),
-    }
-    stderr = (tmp_path / "serve.stderr").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cxr_pneumonia.cli", "serve", "--port", str(port), *extra],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True).start()
-    server = Server(f"http://127.0.0.1:{port}", process, [], env)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            while not lines.empty():
-                server.stdout.append(lines.get())
-            try:
-                if httpx.get(f"{server.url}{API}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "serve.stderr").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail("cxr serve did not become ready in 120 s")
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        stderr.close()
 
 
 @pytest.fixture
@@ -100,14 +32,24 @@ def _first_login(server: Server) -> tuple[str, str]:
     return username.group(1), password.group(1)
 
 
+def _admin_bearer(client: httpx.Client, username: str, password: str) -> dict[str, str]:
+    """Sign in with the printed password, which only allows setting a new one; then with the new one."""
+    token = client.post(f"{API}/auth/token", data={"username": username, "password": password})
+    assert token.status_code == 200 and token.json()["restriction"] == "password_change", token.text
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert client.post(f"{API}/keys", json={"name": "x"}, headers=bearer).status_code == 403
+    change = {"current_password": password, "new_password": "the admin's own password"}
+    assert client.post(f"{API}/auth/password", json=change, headers=bearer).status_code == 204
+    token = client.post(f"{API}/auth/token", data={"username": username, "password": change["new_password"]})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def test_the_new_user_walk(server: Server, chest_jpeg: bytes, tmp_path: Path) -> None:
     username, password = _first_login(server)
     assert "shown ONCE" in "".join(server.stdout)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get(f"{API}/predictions").status_code == 401
-        token = client.post(f"{API}/auth/token", data={"username": username, "password": password})
-        assert token.status_code == 200, token.text
-        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        bearer = _admin_bearer(client, username, password)
         created = client.post(
             f"{API}/keys", json={"name": "first-script", "role": "clinician"}, headers=bearer
         )
@@ -152,8 +94,7 @@ def test_metrics_are_summed_over_workers(
     with serving(tmp_path, bundled_model_path, "--workers", "2") as server:
         username, password = _first_login(server)
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            token = client.post(f"{API}/auth/token", data={"username": username, "password": password}).json()
-            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            bearer = _admin_bearer(client, username, password)
             key = {
                 "X-API-Key": client.post(
                     f"{API}/keys", json={"name": "m", "role": "clinician"}, headers=bearer

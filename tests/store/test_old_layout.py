@@ -54,7 +54,7 @@ def _cxr(*args: str) -> str:
 
 
 def test_cxr_db_upgrade_and_audit_verify_pass_on_the_old_database(old_data_dir: Path) -> None:
-    assert f"database at revision {head_revision()}" in _cxr("db", "upgrade")  # every migration applies
+    assert f"database at revision {head_revision()}" in _cxr("db", "upgrade")  # migrated to the head
     verified = _cxr("audit", "verify")
     assert verified.startswith("intact: 6 events, 2 predictions checked") and OLD_HEAD in verified
 
@@ -62,7 +62,7 @@ def test_cxr_db_upgrade_and_audit_verify_pass_on_the_old_database(old_data_dir: 
 def test_the_store_reads_and_extends_what_the_old_code_wrote(old_data_dir: Path) -> None:
     store = Store.from_settings(get_settings())
     try:
-        assert current_revision(store.engine) == head_revision()
+        assert current_revision(store.engine) == head_revision() is not None
         with store.reading() as session:
             alice = accounts.check_login(session, "alice", ALICE_PASSWORD)
             assert alice is not None and alice.role == "clinician"

@@ -94,7 +94,21 @@ class Server:
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
+    def replace_first_password(self) -> None:
+        """The printed password only allows setting a new one: set it, as the first admin would."""
+        with self.client() as client:
+            first = client.post(
+                f"{API}/auth/token", data={"username": self.admin_username, "password": self.admin_password}
+            )
+            assert first.json()["restriction"] == "password_change", first.text
+            change = {"current_password": self.admin_password, "new_password": PASSWORD}
+            headers = {"Authorization": f"Bearer {first.json()['access_token']}"}
+            assert client.post(f"{API}/auth/password", json=change, headers=headers).status_code == 204
+        self.admin_password = PASSWORD
+
     def admin(self) -> dict[str, str]:
+        if self.admin_password != PASSWORD:
+            self.replace_first_password()
         if not self._admin_headers:
             self._admin_headers = self.token(self.admin_username, self.admin_password)
         return self._admin_headers
@@ -209,6 +223,7 @@ def running_server(data_dir: Path, model_path: Path, **settings: str) -> Iterato
 def server(tmp_path_factory: pytest.TempPathFactory, bundled_model_path: Path) -> Iterator[Server]:
     """The service as `make run` starts it (images are not kept)."""
     with running_server(tmp_path_factory.mktemp("web-serve"), bundled_model_path) as running:
+        running.replace_first_password()  # the browser walk through it is tests/web/test_web_security.py
         yield running
 
 

@@ -139,3 +139,15 @@ def counts(rows: list[ManifestRow]) -> dict[str, int]:
     for r in rows:
         per_patient[r.patient_id] += 1
     return {**dict(c), "images": len(rows), "patients": len(per_patient)}
+
+
+def seeded_patient_halves(
+    patient_ids: list[str], fit_fraction: float, seed: int
+) -> tuple[set[str], set[str]]:
+    """(patients to fit on, patients left untouched) of an external sample, by patient, seeded: what
+    is fitted on one side is measured and reported only on the other."""
+    patients = sorted(set(patient_ids))
+    order = np.random.default_rng(seed).permutation(len(patients))
+    n_fit = round(fit_fraction * len(patients))
+    fit = {patients[i] for i in order[:n_fit]}
+    return fit, set(patients) - fit

@@ -19,6 +19,12 @@ def dicom_node(
     destination: Annotated[
         str | None, typer.Option(help="AE@HOST:PORT receiving the results [CXR_DICOM_DESTINATION]")
     ] = None,
+    destination_dicomweb: Annotated[
+        str | None,
+        typer.Option(
+            help="DICOMweb base URL receiving the results by STOW-RS [CXR_DICOM_DESTINATION_DICOMWEB]"
+        ),
+    ] = None,
     accept_ae: Annotated[
         list[str] | None,
         typer.Option(help="calling AE title allowed to send (repeat; default: any) [CXR_DICOM_ACCEPT_AES]"),
@@ -56,8 +62,10 @@ def dicom_node(
     ] = None,
     model: Annotated[Path | None, typer.Option(help="model package [CXR_MODEL_PATH]")] = None,
 ) -> None:
-    """Receive radiographs from a PACS over DICOM; send back a Structured Report and a Secondary
-    Capture with the heatmap. Decision support, not a diagnosis."""
+    """Receive radiographs from a PACS; send back a Structured Report and a Secondary Capture.
+
+    The Secondary Capture shows the heatmap. Decision support, not a diagnosis.
+    """
     import logging
     import signal
     import threading
@@ -65,6 +73,7 @@ def dicom_node(
     from rich.console import Console
     from rich.markup import escape
 
+    from .. import logs
     from ..config import get_settings
     from ..errors import CXRError
     from .node import DicomNode
@@ -72,10 +81,10 @@ def dicom_node(
 
     settings = get_settings()
     if model is not None:
-        settings = settings.model_copy(update={"model_path": model})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+        settings = settings.model_copy(
+            update={"model_uri": str(model)}
+        )  # a --model path wins over CXR_MODEL_URI
+    logs.configure(settings.log_level, settings.log_format)
     # pynetdicom logs every PDU at INFO, and highdicom names the source instance's UID: their warnings
     # are what an operator needs.
     for noisy in ("pynetdicom", "highdicom"):
@@ -88,6 +97,7 @@ def dicom_node(
             port=port,
             bind=bind,
             destination=destination,
+            destination_dicomweb=destination_dicomweb,
             accept_aes=tuple(accept_ae) if accept_ae else None,
             spool_dir=spool_dir,
             keep_received=keep_received,
@@ -113,7 +123,7 @@ def dicom_node(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    target = options.destination or "nowhere yet (results wait in the outbox)"
+    target = options.destination or options.destination_dicomweb or "nowhere yet (results wait in the outbox)"
     over = " over TLS" if options.listen_tls else ""
     typer.echo(
         f"DICOM node {options.ae_title} listening on {host}:{bound}{over}; results to {target}", err=True

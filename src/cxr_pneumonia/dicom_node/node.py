@@ -12,32 +12,68 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import logs
 from ..config import Settings
+from ..errors import ModelError
 from ..inference import Predictor
+from ..integration.fhir_push import FhirPublisher
 from ..monitoring.online import OnlineMonitor
+from ..monitoring.served import ModelMonitors
+from ..store.facade import Store
+from ..store.fsio import claim
+from ..store.outbox import OutboxSender
+from ..store.private import make_private
+from ..store.spool import Spool
 from .options import NodeOptions
 from .outbox import Outbox, Sender
 from .processor import Processor, ResultStore
 from .scp import StorageSCP
-from .spool import Spool
+from .stow import stow_files
+
+if TYPE_CHECKING:
+    from ..registry.serving import ModelRouter
 
 log = logging.getLogger(__name__)
+
+# An idle worker rescans the spool this often: for instances the service stored by STOW-RS, and for
+# those another node sharing the spool has not taken (one that died, or was busy).
+SPOOL_POLL_SECONDS = 1.0
 
 
 class DicomNode:
     """Start with :meth:`start` (non-blocking), end with :meth:`stop`; also a context manager."""
 
-    def __init__(self, options: NodeOptions, predictor: Predictor, store: ResultStore) -> None:
+    def __init__(
+        self,
+        options: NodeOptions,
+        predictor: Predictor,
+        store: ResultStore,
+        models: ModelRouter | None = None,
+    ) -> None:
         self.options = options
         self.store = store
+        make_private(options.spool_dir)  # received instances carry patient headers
+        self.models = models
         self.spool = Spool(options.spool_dir)
         self.outbox = Outbox(options.spool_dir)
-        self.processor = Processor(predictor, store, self.outbox, refusal_sr=options.refusal_sr)
+        self.processor = Processor(
+            predictor, store, self.outbox, refusal_sr=options.refusal_sr, models=models
+        )
         self.scp = StorageSCP(options, self.spool, on_received=self._enqueue, on_rejected=self._rejected)
-        self.sender: Sender | None = None
-        if options.destination is not None:
+        self.sender: OutboxSender | None = None
+        if options.destination_dicomweb:
+            self.sender = OutboxSender(
+                self.outbox,
+                stow_files(options.destination_dicomweb, options.timeout_seconds),
+                options.retry,
+                destination=options.destination_dicomweb,
+                name="dicomweb-sender",
+                on_delivered=self._delivered,
+                on_parked=self._parked,
+            )
+        elif options.destination is not None:
             self.sender = Sender(
                 self.outbox,
                 options.destination,
@@ -49,10 +85,14 @@ class DicomNode:
                 tls=options.destination_context(),
             )
         self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._queued: set[str] = set()  # names in the queue: a rescan of the spool adds only new ones
+        self._queued_lock = threading.Lock()
         self._busy = threading.Event()
+        self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
-        self.monitor: OnlineMonitor | None = None  # set by from_settings (monitoring/online.py)
+        self.fhir: FhirPublisher | None = None  # the store's FHIR push, when the node opened the store
+        self.monitors: ModelMonitors | None = None  # drift monitors, set by from_settings (monitoring/)
 
     @classmethod
     def from_settings(
@@ -64,32 +104,57 @@ class DicomNode:
         store: ResultStore | None = None,
     ) -> DicomNode:
         """The node as Settings describe it: model package, database, options (unless given)."""
+        from ..registry.serving import ModelLoader, ModelRouter
+
         options = options or NodeOptions.from_settings(settings)
-        if predictor is None:
-            predictor = Predictor.from_package(settings.model_path, threads=settings.intra_op_threads,
-                                               min_side=settings.min_side)  # fmt: skip
-        from ..store.facade import Store
-
+        fhir = None
         if store is None:
-            store = Store.from_settings(settings)
-        node = cls(options, predictor, store)
-        if isinstance(store, Store):  # drift monitoring, shared with the service through the database
-            from ..monitoring.provide import start_monitor
-
-            node.monitor = start_monitor(store, predictor, settings)
+            fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
+            store = Store.from_settings(settings, publisher=fhir)
+        if predictor is not None:
+            node = cls(options, predictor, store)
+            node.fhir = fhir
+            if isinstance(store, Store):  # drift monitoring, shared with the service through the database
+                node.monitors = ModelMonitors.attach(store, settings, predictor)
+            return node
+        # CXR_MODEL_URI (a path or models:/...), with the service's A/B split, shadow and hot swap
+        if not isinstance(store, Store):
+            raise ModelError("serving from the model URIs needs the shared Store")
+        models = ModelRouter(settings, store, ModelLoader(settings)).start()
+        if models.champion is None:
+            raise ModelError(f"no model can be served: {models.errors.get('champion')}")
+        # the drift monitors follow the models that answer, through every swap
+        monitors = ModelMonitors.attach(store, settings, *models.answering())
+        models.on_swap.append(lambda _served: monitors.follow(*models.answering()))
+        models.start_polling()
+        node = cls(options, models.champion.predictor, store, models)
+        node.fhir = fhir
+        node.monitors = monitors
         return node
+
+    @property
+    def monitor(self) -> OnlineMonitor | None:
+        """The champion's drift monitor, if it has one."""
+        return self.monitors.primary if self.monitors is not None else None
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
         """Analyse what a previous run acknowledged but did not finish, send what it did not deliver,
         then listen. Returns the bound (host, port)."""
+        # A fresh queue: a stop may have left entries (and its end marker) in the old one.
+        self._queue = queue.Queue()
+        with self._queued_lock:
+            self._queued.clear()
         backlog = self.spool.pending()
         if backlog:
             log.info("resuming %d received instance(s) left by a previous run", len(backlog))
         for path in backlog:
-            self._queue.put(path)
+            self._enqueue(path)
+        self._stopping.clear()
         self._worker = threading.Thread(target=self._work, name="dicom-worker", daemon=True)
         self._worker.start()
+        if self.fhir is not None and isinstance(self.store, Store):
+            self.fhir.start(self.store.is_recorded)
         if self.sender is not None:
             self.sender.start()
         else:
@@ -104,13 +169,18 @@ class DicomNode:
         on disk for the next start."""
         self.scp.stop()
         if self._worker is not None:
+            self._stopping.set()
             self._queue.put(None)
             self._worker.join()
             self._worker = None
         if self.sender is not None:
             self.sender.stop()
-        if self.monitor is not None:
-            self.monitor.close()
+        if self.fhir is not None:
+            self.fhir.stop()
+        if self.models is not None:
+            self.models.close()
+        if self.monitors is not None:
+            self.monitors.close()
 
     def __enter__(self) -> DicomNode:
         self.start()
@@ -134,25 +204,41 @@ class DicomNode:
 
     # ---- callbacks and the worker ---------------------------------------------------------------
     def _enqueue(self, path: Path) -> None:
+        with self._queued_lock:
+            if path.name in self._queued:
+                return
+            self._queued.add(path.name)
         self._queue.put(path)
 
     def _work(self) -> None:
-        while True:
-            path = self._queue.get()
+        while not self._stopping.is_set():
+            try:
+                path = self._queue.get(timeout=SPOOL_POLL_SECONDS)
+            except queue.Empty:
+                # Instances the service took by STOW-RS, or another node left, wait in the spool.
+                for waiting in self.spool.pending():
+                    self._enqueue(waiting)
+                continue
             if path is None:
                 return
             self._busy.set()
             try:
                 self._analyse(path)
             finally:
+                with self._queued_lock:
+                    self._queued.discard(path.name)
                 self._busy.clear()
 
     def _analyse(self, path: Path) -> None:
-        if not path.exists():
-            return  # already handled (queued twice across a restart)
+        with claim(path) as mine:
+            if mine:  # else: handled already, or being handled by another node sharing the spool
+                self._analyse_claimed(path)
+
+    def _analyse_claimed(self, path: Path) -> None:
         job = Spool.job_id(path)
         try:
-            outcome = self.processor.process(path, job)
+            with logs.request_scope(job):  # the job id is the DICOM door's request id
+                outcome = self.processor.process(path, job)
         except Exception as exc:
             # A bug or our own I/O failure, not the sender's image: keep the instance in failed/ for a
             # person to look at (move it back to incoming/ to retry), and carry on with the others.

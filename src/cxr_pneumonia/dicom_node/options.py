@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import CXRError
+from ..store.outbox import RetryPolicy  # the shared outbox's back-off; named here for the node's options
 from .tls import TlsOptions
 
 # PS3.5 6.2: an AE title is 1-16 characters of the default repertoire, no backslash, no control
@@ -54,23 +55,6 @@ class Destination:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential back-off for results the destination did not take."""
-
-    initial_seconds: float = 5.0
-    max_seconds: float = 300.0
-    max_attempts: int = 0  # 0: never give up (a result is parked only when this is set)
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after ``attempts`` consecutive failures (attempts >= 1)."""
-        exponent = min(max(attempts - 1, 0), 30)  # 2**30 * anything already exceeds any sane cap
-        return float(min(self.max_seconds, self.initial_seconds * (2**exponent)))
-
-    def gives_up(self, attempts: int) -> bool:
-        return self.max_attempts > 0 and attempts >= self.max_attempts
-
-
-@dataclass(frozen=True)
 class NodeOptions:
     ae_title: str
     bind: str
@@ -85,6 +69,7 @@ class NodeOptions:
     tls: TlsOptions | None = None  # certificate, key and trusted CA, when any is configured
     listen_tls: bool = False  # accept associations over TLS only
     destination_tls: bool = False  # send results over TLS
+    destination_dicomweb: str | None = None  # a DICOMweb base URL: results go there with STOW-RS
 
     def listening_context(self) -> ssl.SSLContext | None:
         """The TLS context to listen with, or None for plain TCP."""
@@ -121,7 +106,7 @@ class NodeOptions:
             port=given.pop("port", settings.dicom_port),
             accept_aes=tuple(check_ae_title(a) for a in accept),
             destination=destination,
-            spool_dir=given.pop("spool_dir", None) or settings.dicom_spool_dir or settings.data_dir / "dicom",
+            spool_dir=given.pop("spool_dir", None) or settings.resolved_dicom_spool_dir,
             retry=retry,
             timeout_seconds=given.pop("timeout_seconds", settings.dicom_timeout_seconds),
             keep_received=given.pop("keep_received", settings.dicom_keep_received),
@@ -129,6 +114,7 @@ class NodeOptions:
             tls=_tls_files(given, settings),
             listen_tls=given.pop("listen_tls", settings.dicom_tls),
             destination_tls=given.pop("destination_tls", settings.dicom_destination_tls),
+            destination_dicomweb=given.pop("destination_dicomweb", settings.dicom_destination_dicomweb),
         )
         if given:
             raise ConfigError(f"unknown DICOM node option(s): {', '.join(sorted(given))}")
@@ -138,6 +124,12 @@ class NodeOptions:
             raise ConfigError("retry delays must be positive, and the longest at least the first")
         if options.retry.max_attempts < 0:
             raise ConfigError("retry max attempts must be 0 (never give up) or more")
+        if options.destination is not None and options.destination_dicomweb:
+            raise ConfigError("give one destination: a DICOM AE or a DICOMweb URL, not both")
+        if options.destination_dicomweb and not options.destination_dicomweb.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError("the DICOMweb destination must be an http:// or https:// URL")
         _check_tls(options)
         return options
 

@@ -7,7 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydicom.dataset import Dataset
 
@@ -19,6 +19,9 @@ from .capture import capture_image
 from .outbox import Outbox
 from .provenance import Provenance
 from .sr import finding_report, refusal_report
+
+if TYPE_CHECKING:
+    from ..registry.serving import ModelRouter
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +81,34 @@ class Origin:
         meta = getattr(header, "file_meta", None)
         ae = str(getattr(meta, "SendingApplicationEntityTitle", "") or "").strip() or "UNKNOWN"
         url = str(getattr(meta, "SendingPresentationAddress", "") or "")
-        address = url.removeprefix("dicom://").strip("[]") or None
+        address = url.removeprefix("dicom://").removeprefix("http://").strip("[]") or None  # C-STORE, STOW-RS
         return cls(ae, address)
 
 
 class Processor:
-    def __init__(self, predictor: Predictor, store: ResultStore, outbox: Outbox, *, refusal_sr: bool) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        store: ResultStore,
+        outbox: Outbox,
+        *,
+        refusal_sr: bool,
+        models: ModelRouter | None = None,
+    ) -> None:
         self.predictor = predictor
         self.store = store
         self.outbox = outbox
         self.refusal_sr = refusal_sr
         self.provenance = Provenance(predictor.model_ref)
+        self.models = models  # A/B by StudyInstanceUID, hot swap and shadow, when served from a router
+
+    def _model_for(self, study_uid: str) -> tuple[Predictor, dict[str, Any]]:
+        """The predictor that answers this study (a study never flips between A/B arms) and what its
+        record says about it."""
+        served = self.models.route(study_uid) if self.models is not None else None
+        if served is None:
+            return self.predictor, {}
+        return served.predictor, {"model": served.record_model()}
 
     def process(self, path: Path, job: str) -> Outcome:
         """Analyse one spooled instance. Raises only on a bug or an I/O failure of our own."""
@@ -103,21 +123,29 @@ class Processor:
             if header is None or "StudyInstanceUID" not in header or "SOPInstanceUID" not in header:
                 raise InputError("the instance has no readable DICOM header with study and instance UIDs",
                                  code="unreadable_header")  # fmt: skip
-            prediction = self.predictor.predict(data)
+            predictor, served = self._model_for(str(header.StudyInstanceUID))
+            prediction = predictor.predict(data)
         except RejectedImage as exc:
             return self._refused(job, sender, header, sha256, exc.reason, exc.detail)
         except InputError as exc:
             return self._refused(job, sender, header, sha256, exc.code, exc.detail)
-        return self._analysed(job, sender, header, data, prediction)
+        return self._analysed(job, sender, header, data, prediction, served)
 
     def _analysed(
-        self, job: str, sender: Origin, header: Dataset, data: bytes, prediction: Prediction
+        self,
+        job: str,
+        sender: Origin,
+        header: Dataset,
+        data: bytes,
+        prediction: Prediction,
+        served: dict[str, Any],
     ) -> Outcome:
         # Decoded again for the capture: the Predictor keeps no pixels, and a decode costs far less
         # than inference.
         xray = load(data, self.predictor.limits)
-        report = finding_report(header, prediction.input_sha256, prediction, self.provenance)
-        capture = capture_image(header, prediction.input_sha256, xray, prediction, self.provenance)
+        provenance = self.provenance if not served else Provenance(prediction.model)
+        report = finding_report(header, prediction.input_sha256, prediction, provenance)
+        capture = capture_image(header, prediction.input_sha256, xray, prediction, provenance)
         # Queue first, record second: after a crash in between, re-analysis re-queues the same UIDs
         # (an overwrite) and records once; the other order could record a result never sent.
         queued = (self.outbox.put(report), self.outbox.put(capture))
@@ -133,8 +161,11 @@ class Processor:
                 "study_instance_uid": str(header.StudyInstanceUID),
                 "sr_sop_instance_uid": str(report.SOPInstanceUID),
                 "sc_sop_instance_uid": str(capture.SOPInstanceUID),
+                **served,
             },
         )
+        if self.models is not None:  # the shadow's answer is stored only: never sent to the PACS
+            self.models.shadow(prediction_id, data)
         log.info(
             "%s analysed: %s p=%.3f refer=%s", job, prediction.label, prediction.p_pneumonia, prediction.refer
         )

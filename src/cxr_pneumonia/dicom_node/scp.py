@@ -15,8 +15,8 @@ from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
+from ..store.spool import Spool
 from .options import NodeOptions
-from .spool import Spool
 from .syntaxes import OTHER_STORAGE_CLASSES, STORAGE_CLASSES, VERIFICATION, accepted_transfer_syntaxes
 
 log = logging.getLogger(__name__)

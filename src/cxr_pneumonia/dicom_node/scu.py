@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pynetdicom import AE
 
+from ..store.outbox import Delivery
 from .options import Destination
 from .syntaxes import UNCOMPRESSED, VERIFICATION
 
@@ -20,17 +20,6 @@ log = logging.getLogger(__name__)
 # Statuses a Storage SCP returns for a stored instance (PS3.4 B.2.3): success, and the warnings
 # that still mean "stored" (coercion of data elements, elements discarded, data set does not match).
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
-
-
-@dataclass(frozen=True)
-class Delivery:
-    path: Path
-    error: str | None  # None: stored by the destination
-    link_failed: bool = False  # the association failed, not this instance: says nothing about it
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def store_files(

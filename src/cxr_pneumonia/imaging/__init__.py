@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from .dicom import decode_dicom
 from .limits import Limits
+from .memory import decode_slot, release_after
 from .panics import is_native_panic
 from .raster import decode_raster, is_raster
 from .sniff import sniff_format
@@ -48,6 +49,18 @@ def load(source: Source, limits: Limits | None = None) -> XRay:
     data = read_source(source, limits)
     sha256 = hashlib.sha256(data).hexdigest()
     fmt = sniff_format(data)
+    decoded = 0
+    try:
+        with decode_slot(limits.decode_slots):
+            xray = _decode(data, sha256, fmt, limits)
+        decoded = xray.meta.width * xray.meta.height
+        return xray
+    finally:
+        # a refused or failed decode may have held the whole image: return that memory too
+        release_after(decoded if decoded else None)
+
+
+def _decode(data: bytes, sha256: str, fmt: str, limits: Limits) -> XRay:
     try:
         if fmt == "dicom":
             return decode_dicom(data, sha256, limits)

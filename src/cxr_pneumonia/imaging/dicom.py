@@ -26,10 +26,14 @@ from pydicom.uid import (
 )
 
 from ..errors import InputError, TooLarge
+from . import jpeg_codecs
 from .codestream import declared_size
 from .limits import Limits
+from .memory import box_reduce, reduce_factor
 from .panics import is_native_panic
 from .xray import ImageMeta, XRay
+
+jpeg_codecs.register()
 
 _MONOCHROME = {"MONOCHROME1", "MONOCHROME2"}
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR"}
@@ -117,7 +121,13 @@ def decode_dicom(data: bytes, sha256: str, limits: Limits) -> XRay:
         )
     _check_compressed_frame_size(ds, cols or 0, rows or 0, limits)
     stored = _decode_pixels(ds)
-    display, notes = _display_pixels(stored, ds, photometric)
+    factor = reduce_factor(stored.shape[1], stored.shape[0], limits.max_side)
+    # reduced on the stored integers, before the LUTs make float64 copies of every pixel
+    reduced = box_reduce(stored, factor)
+    del stored
+    display, notes = _display_pixels(reduced, ds, photometric)
+    if factor > 1:
+        notes = (*notes, f"read at {display.shape[1]}x{display.shape[0]} from {cols}x{rows}")
     meta = ImageMeta(
         format="dicom",
         width=int(display.shape[1]),
@@ -167,6 +177,8 @@ def _decode_pixels(ds: Dataset) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if transfer_syntax_uid(ds) in jpeg_codecs.SYNTAXES and jpeg_codecs.available():
+                ds.pixel_array_options(decoding_plugin=jpeg_codecs.PLUGIN)  # the permissive one, always
             arr = ds.pixel_array
     except NotImplementedError as exc:
         raise InputError(

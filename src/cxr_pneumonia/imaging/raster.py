@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 from .limits import Limits
+from .memory import box_reduce, reduce_factor
 from .xray import ImageMeta, XRay
 
 # We enforce our own pixel limit before decoding; PIL's warning threshold would only add noise.
@@ -28,8 +29,12 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
             # Checked on the header alone, before any pixel is decoded (or frames counted).
             limits.check_pixels(width, height)
             frames = int(getattr(image, "n_frames", 1) or 1)
+            _draft(image, limits.max_side)
             image.load()
-            oriented, notes = _apply_orientation(image)
+            reduced = _reduced(image, limits.max_side)
+            oriented, notes = _apply_orientation(reduced)
+            if reduced.size != (width, height):
+                notes = (*notes, f"read at {reduced.width}x{reduced.height} from {width}x{height}")
             colourfulness = _colourfulness(oriented)
             pixels, bit_depth = _to_grey_unit(oriented, fmt)
     except InputError:
@@ -52,6 +57,44 @@ def decode_raster(data: bytes, sha256: str, limits: Limits) -> XRay:
         notes=notes,
     )
     return XRay(pixels=pixels, meta=meta, sha256=sha256)
+
+
+def _draft(image: Image.Image, max_side: int) -> None:
+    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 in the DCT, so the full image is never held."""
+    if image.format not in ("JPEG", "MPO") or max(image.size) <= max_side:
+        return
+    scale = max_side / max(image.size)
+    wanted = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    image.draft(image.mode if image.mode in ("L", "RGB") else None, wanted)
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """Box-reduce to at most ``max_side`` a side, before any float copy is made (memory.py)."""
+    factor = reduce_factor(image.width, image.height, max_side)
+    if factor == 1:
+        return image
+    info = dict(image.info)  # EXIF orientation and transparency must survive the reduction
+    if image.mode.startswith("I;16"):  # Pillow cannot reduce these modes itself; 16 bits are kept
+        reduced = Image.fromarray(_reduced_16bit(image, factor))
+    elif image.mode in ("1", "P", "PA"):
+        flat = "RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB"
+        reduced = image.convert("L" if image.mode == "1" else flat).reduce(factor)
+    else:
+        reduced = image.reduce(factor)
+    reduced.info.update({k: v for k, v in info.items() if k != "transparency"})
+    return reduced
+
+
+def _reduced_16bit(image: Image.Image, factor: int) -> np.ndarray:
+    """Box-reduce a 16-bit image a band at a time: a numpy copy of the whole would double its memory."""
+    out_w, out_h = image.width // factor, image.height // factor
+    band = max(1, (1 << 20) // (out_w * factor * factor))
+    parts = []
+    for top in range(0, out_h, band):
+        rows = min(band, out_h - top)
+        strip = image.crop((0, top * factor, out_w * factor, (top + rows) * factor))
+        parts.append(box_reduce(np.asarray(strip, dtype=np.uint16), factor))
+    return np.concatenate(parts)
 
 
 def _colourfulness(image: Image.Image) -> float | None:

@@ -37,10 +37,19 @@ def grad_cam(features: np.ndarray, head_weight: np.ndarray, score_grad: np.ndarr
     return np.maximum(cam, 0.0)
 
 
-def normalise_and_resize(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Scale one (h, w) map to [0, 1] by its peak and resize to ``size`` = (height, width)."""
-    peak = float(cam.max())
-    unit = cam / peak if peak > 0 else np.zeros_like(cam)
+def scale_and_resize(cam: np.ndarray, size: tuple[int, int], reference: float | None) -> np.ndarray:
+    """Scale one raw (h, w) map to [0, 1] and resize it to ``size`` = (height, width).
+
+    With the package's ``reference`` (a raw value that shows as full heat, the same for every image),
+    brightness means the same thing on every radiograph: a normal one shows little or no heat. Without
+    one (version 1 packages) the map is scaled by its own peak, so every map has a red spot somewhere.
+    """
+    scale = reference if reference is not None and reference > 0 else float(cam.max())
+    unit = np.clip(cam / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(cam)
+    return _resize_unit(unit, size)
+
+
+def _resize_unit(unit: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     image = Image.fromarray(unit.astype(np.float32), mode="F")
     resized = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
@@ -66,11 +75,8 @@ def overlay_rgb(xray: XRay, heatmap: np.ndarray, alpha: float = 0.45, max_side: 
             (max(1, int(grey.width * scale)), max(1, int(grey.height * scale))), Image.Resampling.LANCZOS
         )
     base = np.asarray(grey.convert("RGB"), dtype=np.float32)
-    heat = (
-        normalise_and_resize(heatmap, (grey.height, grey.width))
-        if heatmap.shape != base.shape[:2]
-        else heatmap
-    )
+    # The map is already on its package's scale: resizing must not rescale it to its own peak.
+    heat = _resize_unit(heatmap, (grey.height, grey.width)) if heatmap.shape != base.shape[:2] else heatmap
     colour = _jet(heat).astype(np.float32)
     weight = (alpha * np.clip(heat * 1.5, 0.0, 1.0))[..., None]  # cold regions stay see-through
     return np.clip(base * (1.0 - weight) + colour * weight, 0, 255).astype(np.uint8)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CXRError, RejectedImage
-from .prediction import Prediction
+from .prediction import OUTSIDE_POPULATION_HEADLINE, Prediction
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class PredictOutcome:
             "refer": sum(1 for p in ok if p.refer),
             "refused": sum(1 for o in outcomes if o.status == "refused"),
             "failed": sum(1 for o in outcomes if o.status == "failed"),
+            # answered with no refer flag: what a reader would take at face value
+            "unflagged": sum(1 for p in ok if not p.refer),
         }
 
 
@@ -114,8 +116,14 @@ def _table(outcomes: list[PredictOutcome]) -> str:
                 f"{p.subtype} ({p.subtype_confidence:.0%})" if p.subtype and p.subtype_confidence else ""
             )
             note = "; ".join(f.code for f in p.findings)
+            # Outside the training population the warning leads; the model's label comes after it.
+            result = (
+                f"[bold]{OUTSIDE_POPULATION_HEADLINE}[/] (model: {p.label})"
+                if p.outside_population
+                else p.label
+            )
             table.add_row(
-                str(o.path), p.label, f"{p.p_pneumonia:.3f}", subtype, "REFER" if p.refer else "", note
+                str(o.path), result, f"{p.p_pneumonia:.3f}", subtype, "REFER" if p.refer else "", note
             )
         else:
             assert o.error is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -20,6 +21,24 @@ class Finding:
     severity: str = "warning"
 
 
+# Findings that put an input outside what the model was made for: the Predictor refers whatever the
+# conformal set says, and every door leads with this, not with the probability.
+OUTSIDE_POPULATION_FINDINGS = frozenset({"atypical_input", "outside_intended_population"})
+OUTSIDE_POPULATION_HEADLINE = "Outside the population this model was trained for: refer"
+
+
+def is_outside_population(finding_codes: Iterable[str]) -> bool:
+    return any(code in OUTSIDE_POPULATION_FINDINGS for code in finding_codes)
+
+
+def headline_for(label: str, p_pneumonia: float, refer: bool, finding_codes: Iterable[str]) -> str:
+    """What a door shows first. For an input outside the training population that is the warning,
+    never "Pneumonia 84%": the model's numbers mean little there and come below it."""
+    if is_outside_population(finding_codes):
+        return OUTSIDE_POPULATION_HEADLINE
+    return f"{label.capitalize()} {p_pneumonia:.0%}" + (" (refer)" if refer else "")
+
+
 @dataclass(frozen=True)
 class ModelRef:
     name: str
@@ -29,6 +48,8 @@ class ModelRef:
     # The package digest (package.package_digest): weights, calibration, thresholds, references. Two
     # packages with the same weights but another calibration answer differently: caches key on this.
     digest: str = ""
+    # The registry version this package was served as (models:/NAME/VERSION), None for a plain path.
+    registry_version: str | None = None
 
     @property
     def cache_key(self) -> str:
@@ -64,6 +85,10 @@ class Prediction:
     input_meta: dict[str, Any]
     findings: tuple[Finding, ...] = ()
     heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The raw Grad-CAM peak of this image, and the package's reference that the map was scaled by
+    # (None: a version 1 package, the map scaled by its own peak).
+    heatmap_peak: float | None = None
+    heatmap_reference: float | None = None
     timings: Timings = field(default_factory=Timings)
     cached: bool = False
     disclaimer: str = DISCLAIMER
@@ -75,6 +100,14 @@ class Prediction:
     def with_cached_flag(self) -> Prediction:
         """This prediction as served from the result cache."""
         return replace(self, cached=True)
+
+    @property
+    def outside_population(self) -> bool:
+        return is_outside_population(f.code for f in self.findings)
+
+    @property
+    def headline(self) -> str:
+        return headline_for(self.label, self.p_pneumonia, self.refer, (f.code for f in self.findings))
 
     @property
     def subtype(self) -> str | None:
@@ -93,6 +126,8 @@ class Prediction:
     def to_dict(self, include_heatmap: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,
+            "headline": self.headline,
+            "outside_population": self.outside_population,
             "p_pneumonia": self.p_pneumonia,
             "p_bacterial": self.p_bacterial,
             "p_viral": self.p_viral,
@@ -104,6 +139,8 @@ class Prediction:
             "ood_score": self.ood_score,
             "ood_threshold": self.ood_threshold,
             "findings": [asdict(f) for f in self.findings],
+            "heatmap_peak": self.heatmap_peak,
+            "heatmap_reference": self.heatmap_reference,
             "model": {**asdict(self.model), "model_id": self.model.model_id},
             "input_sha256": self.input_sha256,
             "input_meta": self.input_meta,
@@ -134,11 +171,14 @@ class Prediction:
                 model["sha256"],
                 model["preprocess_version"],
                 model.get("digest", ""),
+                model.get("registry_version"),
             ),
             input_sha256=data["input_sha256"],
             input_meta=dict(data["input_meta"]),
             findings=tuple(Finding(**f) for f in data.get("findings", [])),
             heatmap=decode_heatmap(data["heatmap"]) if data.get("heatmap") else None,
+            heatmap_peak=data.get("heatmap_peak"),
+            heatmap_reference=data.get("heatmap_reference"),
             timings=Timings(**data.get("timings_ms", {})),
             cached=bool(data.get("cached", False)),
         )

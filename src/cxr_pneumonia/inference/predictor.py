@@ -18,9 +18,9 @@ from ..imaging.preprocess import to_model_input
 from ..imaging.xray import XRay
 from ..package import ModelPackage
 from .cache import MemoryCache, ResultCache
-from .heatmap import grad_cam, normalise_and_resize, pneumonia_score_gradient
+from .heatmap import grad_cam, pneumonia_score_gradient, scale_and_resize
 from .prediction import Finding, ModelRef, Prediction, Timings
-from .quality import check_distribution, check_image, intensity_summary
+from .quality import REFER_FINDINGS, check_distribution, check_image, check_population, intensity_summary
 from .session import head_weights, open_session
 
 BatchResult = Prediction | CXRError
@@ -46,6 +46,7 @@ class ModelOutputs:
     features: np.ndarray  # (N, C, h, w) last feature map
     probs: np.ndarray  # (N, 3) calibrated (temperature-scaled) probabilities
     ood: np.ndarray  # (N,) Mahalanobis distance to the training features
+    p_other: np.ndarray | None  # (N,) p(another population) from the package's gate, if it has one
     pooled: np.ndarray | None = None  # (N, C) globally pooled features (what the head and OOD read)
 
 
@@ -69,6 +70,7 @@ class Predictor:
         limits: Limits | None = None,
         min_side: int = 64,
         cache: ResultCache | None = None,
+        registry_version: str | None = None,
     ) -> None:
         self.package = package
         manifest = package.manifest
@@ -83,7 +85,12 @@ class Predictor:
         self.min_side = min_side
         self.cache: ResultCache = cache if cache is not None else MemoryCache()
         self.model_ref = ModelRef(
-            manifest.name, manifest.version, manifest.onnx_sha256, self.spec.version, manifest.digest
+            manifest.name,
+            manifest.version,
+            manifest.onnx_sha256,
+            self.spec.version,
+            manifest.digest,
+            registry_version,
         )
         self._self_check()
 
@@ -190,6 +197,9 @@ class Predictor:
         xray = load(source, self.limits)
         decode_ms = _ms(t0)
         findings = check_image(xray, self.min_side)
+        outside = check_population(xray.meta, self.package.manifest.population)
+        if outside is not None:
+            findings = (*findings, outside)
         t1 = time.perf_counter()
         tensor = to_model_input(xray, self.spec)
         return Prepared(xray, tensor, findings, decode_ms, _ms(t1))
@@ -199,19 +209,41 @@ class Predictor:
         logits, features = self.session.run(["logits", "features"], {"image": batch})
         pooled = features.mean(axis=(2, 3))
         probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
-        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled), pooled)
+        gate = self.package.population_gate
+        p_other = gate.probability(pooled) if gate is not None else None
+        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled), p_other, pooled)
+
+    def atypical_finding(self, ood_score: float, p_other: float | None) -> Finding | None:
+        """Refuse far-out inputs (RejectedImage); flag inputs outside the training population, by
+        the Mahalanobis distance or by the package's population gate."""
+        cal = self.calibration
+        finding = check_distribution(ood_score, cal.ood_threshold, cal.ood_refuse_threshold)
+        gate = self.package.population_gate
+        if finding is None and gate is not None and p_other is not None and p_other > gate.threshold:
+            finding = Finding(
+                "atypical_input",
+                f"looks like a radiograph from another population than the training images (p {p_other:.2f} >"
+                f" {gate.threshold:.2f}); the model was trained on {self.population_words}: treat this result with"
+                " extra caution",
+            )
+        return finding
+
+    @property
+    def population_words(self) -> str:
+        return self.package.manifest.population.description or "the population of its training data"
 
     def decide(self, p_pneumonia: float) -> tuple[str, tuple[str, ...], bool]:
         """(label at the package threshold, conformal prediction set, refer flag) for one image.
 
         The conformal score of a class is 1 - p(class); a class is in the set when its score is at most
-        the package's quantile. Refer when the set holds both classes (unsure) or neither (nothing fits).
+        the package's quantile for that class (one per class with Mondrian conformal, else one for
+        both). Refer when the set holds both classes (unsure) or neither (nothing fits).
         """
         cal = self.calibration
         in_set = tuple(
             name
             for name, p_class in (("normal", 1.0 - p_pneumonia), ("pneumonia", p_pneumonia))
-            if 1.0 - p_class <= cal.conformal_quantile
+            if 1.0 - p_class <= cal.quantile_for(name)
         )
         label = "pneumonia" if p_pneumonia >= cal.threshold else "normal"
         return label, in_set, len(in_set) != 1
@@ -228,8 +260,8 @@ class Predictor:
         results: list[BatchResult] = []
         for i, item in enumerate(prepared):
             try:
-                atypical = check_distribution(
-                    float(out.ood[i]), self.calibration.ood_threshold, self.calibration.ood_refuse_threshold
+                atypical = self.atypical_finding(
+                    float(out.ood[i]), float(out.p_other[i]) if out.p_other is not None else None
                 )
             except CXRError as exc:
                 results.append(exc)
@@ -237,11 +269,14 @@ class Predictor:
             if atypical is not None:
                 item = dataclasses.replace(item, findings=(*item.findings, atypical))
             t2 = time.perf_counter()
-            cam = (
-                normalise_and_resize(cams[i], (self.spec.size, self.spec.size)) if cams is not None else None
-            )
+            cam = peak = None
+            if cams is not None:
+                peak = float(cams[i].max())
+                cam = scale_and_resize(
+                    cams[i], (self.spec.size, self.spec.size), self.calibration.heatmap_reference
+                )
             timings = (inference_ms, heatmap_share + _ms(t2), started[i])
-            prediction = self._assemble(item, out.probs[i], float(out.ood[i]), cam, timings)
+            prediction = self._assemble(item, out.probs[i], float(out.ood[i]), (cam, peak), timings)
             pooled = out.pooled[i] if out.pooled is not None else None
             results.append(dataclasses.replace(prediction, pooled_features=pooled, intensity=intensity(item)))
         return results
@@ -251,14 +286,15 @@ class Predictor:
         item: Prepared,
         probs: np.ndarray,
         ood_score: float,
-        cam: np.ndarray | None,
+        heat: tuple[np.ndarray | None, float | None],
         timings: tuple[float, float, float],
     ) -> Prediction:
         inference_ms, heatmap_ms, started = timings
+        cam, peak = heat
         p_pneumonia = float(probs[1] + probs[2])
         label, in_set, refer = self.decide(p_pneumonia)
         # outside the training population the conformal guarantee does not hold: always refer
-        refer = refer or any(f.code == "atypical_input" for f in item.findings)
+        refer = refer or any(f.code in REFER_FINDINGS for f in item.findings)
         return Prediction(
             label=label,
             p_pneumonia=p_pneumonia,
@@ -274,6 +310,8 @@ class Predictor:
             input_meta=item.xray.meta.to_dict(),
             findings=item.findings,
             heatmap=cam,
+            heatmap_peak=peak,
+            heatmap_reference=self.calibration.heatmap_reference if cam is not None else None,
             timings=Timings(
                 decode_ms=item.decode_ms,
                 preprocess_ms=item.preprocess_ms,

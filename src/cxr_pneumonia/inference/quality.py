@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RejectedImage
-from ..imaging.xray import XRay
-from .prediction import Finding
+from ..imaging.xray import ImageMeta, XRay
+from ..package import Population
+from .prediction import OUTSIDE_POPULATION_FINDINGS, Finding
 
 RADIOGRAPH_MODALITIES = {"CR", "DX"}
 # Secondary Capture and "OT" are how many systems store screenshots of radiographs: allowed, with a note.
@@ -119,3 +120,33 @@ def intensity_summary(pixels: np.ndarray, side: int = 128) -> dict[str, float]:
         "p50": float(p50),
         "p95": float(p95),
     }
+
+
+# Findings that make the Predictor refer whatever the conformal set says: the model is on ground its
+# calibration never covered.
+REFER_FINDINGS = OUTSIDE_POPULATION_FINDINGS
+
+
+def check_population(meta: ImageMeta, population: Population) -> Finding | None:
+    """Flag (and so refer) an input whose DICOM attributes fall outside the population the package
+    declares it was made for. The answer is still given, below the flag: a clinician may want the
+    heatmap, and a refusal would hide that the image was read at all. Raster images carry no such
+    attributes; the out-of-distribution gate stands in for them."""
+    reasons = []
+    age = meta.patient_age_years
+    if population.age_years is not None and age is not None:
+        low, high = population.age_years
+        if not low <= age < high:
+            reasons.append(f"patient age {age:g} years is outside {low:g} to under {high:g} years")
+    if population.modalities and meta.modality and meta.modality.upper() not in population.modalities:
+        reasons.append(f"modality {meta.modality} is not one of {', '.join(population.modalities)}")
+    view = (meta.view_position or "").upper()
+    if population.views and view and view not in population.views:
+        reasons.append(f"view {view} is not one of {', '.join(population.views)}")
+    if not reasons:
+        return None
+    who = population.description or "the population this model was trained for"
+    return Finding(
+        "outside_intended_population",
+        f"outside the population this model was trained for ({who}): {'; '.join(reasons)}. Refer.",
+    )

@@ -308,19 +308,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def attach_monitor(
+def new_monitor(
     store: Store, predictor_digest: str, reference: Reference | None, settings: Settings,
     sink: MonitorSink | None = None,
 ) -> OnlineMonitor | None:  # fmt: skip
-    """Start an online monitor for the served model and make it one of the store's observers; None
-    when monitoring is off or there is no reference (logged: `cxr monitor reference` makes one)."""
+    """A started online monitor for one model (not yet anyone's observer); None when monitoring is off
+    or there is no reference (logged: `cxr monitor reference` makes one)."""
     if not settings.monitoring_enabled:
         return None
     if reference is None:
         log.warning("the served package has no monitoring reference: drift is not monitored "
                     "(add one with `cxr monitor reference`)")  # fmt: skip
         return None
-    monitor = OnlineMonitor(
+    return OnlineMonitor(
         store,
         reference,
         predictor_digest,
@@ -329,5 +329,14 @@ def attach_monitor(
         keep_evaluations=settings.monitoring_keep_evaluations,
         sink=sink,
     ).start()
-    store.observer = Observers(store.observer, monitor)
+
+
+def attach_monitor(
+    store: Store, predictor_digest: str, reference: Reference | None, settings: Settings,
+    sink: MonitorSink | None = None,
+) -> OnlineMonitor | None:  # fmt: skip
+    """Start an online monitor for one model and make it one of the store's observers (or None)."""
+    monitor = new_monitor(store, predictor_digest, reference, settings, sink)
+    if monitor is not None:
+        store.observer = Observers(store.observer, monitor)
     return monitor

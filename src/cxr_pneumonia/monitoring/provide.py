@@ -9,10 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import CXRError
 from ..inference import Predictor
-from ..store.facade import Store
-from .online import MonitorSink, OnlineMonitor, attach_monitor
 from .reference import Reference, build_reference
 from .sources import reference_paths, resolve_data
 
@@ -58,22 +55,6 @@ def reference_for(predictor: Predictor, settings: Settings, data: Path | None = 
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(scratch, target)
     return reference
-
-
-def start_monitor(
-    store: Store, predictor: Predictor | None, settings: Settings, sink: MonitorSink | None = None
-) -> OnlineMonitor | None:
-    """The door's online monitor for the served model (store observer, background writer), or None:
-    monitoring off, no model, no reference, or a reference that cannot be read (all logged; the door
-    serves either way)."""
-    if predictor is None or not settings.monitoring_enabled:
-        return None
-    try:
-        reference = cached_reference(predictor, settings)
-    except CXRError as exc:
-        log.error("the monitoring reference cannot be used, drift is not monitored: %s", exc.detail)
-        return None
-    return attach_monitor(store, predictor.model_ref.digest, reference, settings, sink)
 
 
 def card_sensitivity(predictor: Predictor) -> float | None:

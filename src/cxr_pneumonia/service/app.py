@@ -10,18 +10,23 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from .. import DISCLAIMER, __version__
+from .. import DISCLAIMER, __version__, logs
 from ..config import Settings
 from ..inference import Predictor
-from ..monitoring.provide import card_sensitivity, start_monitor
+from ..integration.fhir_push import FhirPublisher
+from ..monitoring.provide import card_sensitivity
+from ..monitoring.served import ModelMonitors
+from ..registry.serving import CHAMPION, ModelRouter, ServedModel
 from ..store.facade import Store
+from ..store.jwt_keys import keyring_for
 from . import errors, metrics
 from .deps import API_PREFIX
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware
 from .ratelimit import RateLimiter
 from .routes import api_router, root_router
-from .security.tokens import TokenIssuer, signing_key
-from .state import ServiceState, load_predictor
+from .routes.dicomweb import router as dicomweb_router
+from .security.tokens import TokenIssuer
+from .state import ServiceState, start_models
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ def body_limits(settings: Settings) -> dict[str, int]:
     return {
         f"{API_PREFIX}/predict": settings.max_bytes + FORM_OVERHEAD_BYTES,
         f"{API_PREFIX}/predict/batch": settings.batch_max_bytes,
+        "/dicomweb/studies": settings.dicomweb_max_request_bytes,  # each instance: max_bytes (STOW-RS)
     }
 
 
@@ -43,33 +49,40 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     routes that need the model answer 503 (never a silent fallback).
     """
     settings = settings or Settings()
-    store = Store.from_settings(
-        settings, observer=metrics
-    )  # the store's commits feed our Prometheus counters
-    model_error = None
-    if predictor is None:
-        predictor, model_error = load_predictor(settings)
-    if predictor is not None:
-        metrics.set_model(predictor.model_ref)
-        metrics.set_card(predictor.model_ref.model_id, card_sensitivity(predictor))
-    # the store's commits and refusals also feed the drift monitor (a background writer)
-    monitor = start_monitor(store, predictor, settings, metrics.MonitorMetrics())
-    metrics.set_monitor_active(monitor is not None)
+    fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
+    # the store's commits feed our Prometheus counters (and the FHIR push)
+    store = Store.from_settings(settings, observer=metrics, publisher=fhir)
+    models = start_models(settings, store, predictor)
+    if models.champion is not None:
+        metrics.set_model(models.champion.predictor.model_ref)
+        metrics.set_card(
+            models.champion.predictor.model_ref.model_id, card_sensitivity(models.champion.predictor)
+        )
+    # the store's commits and refusals also feed the drift monitors of the answering models (a
+    # background writer each), beside the metrics; a swap moves them to the new package
+    monitors = ModelMonitors.attach(store, settings, *models.answering(), sink=metrics.MonitorMetrics())
+    metrics.set_monitor_active(monitors.primary is not None)
+    models.on_swap.append(_announce_champion)
+    models.on_swap.append(lambda _served: _follow(monitors, models))
     state = ServiceState(
         settings=settings,
         store=store,
         limiter=RateLimiter(settings),
-        tokens=TokenIssuer(signing_key(settings), settings.token_minutes),
-        predictor=predictor,
-        model_error=model_error,
-        monitor=monitor,
+        tokens=TokenIssuer(keyring_for(store), settings.token_minutes),
+        models=models,
+        monitors=monitors,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if fhir is not None:
+            fhir.start(store.is_recorded)
+        models.start_polling()  # alias moves are picked up while the app serves
         yield
-        if monitor is not None:
-            monitor.close()
+        models.close()
+        monitors.close()
+        if fhir is not None:
+            fhir.stop()
         store.close()
 
     # Hospital networks are often cut off from the internet: the docs pages' scripts are served by us.
@@ -87,8 +100,20 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so every response gets its id
     app.include_router(api_router)
     app.include_router(root_router)
+    app.include_router(dicomweb_router)
     _mount_web(app, settings)
     return app
+
+
+def _announce_champion(served: ServedModel) -> None:
+    if served.role == CHAMPION:
+        metrics.set_model(served.predictor.model_ref)
+        metrics.set_card(served.predictor.model_ref.model_id, card_sensitivity(served.predictor))
+
+
+def _follow(monitors: ModelMonitors, models: ModelRouter) -> None:
+    monitors.follow(*models.answering())
+    metrics.set_monitor_active(monitors.primary is not None)
 
 
 def _mount_web(app: FastAPI, settings: Settings) -> None:
@@ -101,4 +126,6 @@ def _mount_web(app: FastAPI, settings: Settings) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Import-string factory for ``uvicorn --factory`` (several workers each build their own app)."""
-    return create_app(Settings())
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)  # a spawned worker starts unconfigured
+    return create_app(settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,8 +17,10 @@ from ..store.facade import Store
 from ..store.security import apikeys
 from ..store.security.principal import Principal
 from ..store.security.roles import Permission
-from .exceptions import Forbidden, Unauthorized, UnknownField
+from .exceptions import AmbiguousCredentials, Forbidden, Unauthorized
+from .security.restrictions import check_restriction, session_principal
 from .state import ServiceState
+from .strict import only_form_fields as only_form_fields  # the routes' form rule (strict.py)
 
 API_PREFIX = "/api/v1"
 
@@ -115,9 +117,12 @@ def audit_read(
 def resolve_principal(
     state: ServiceState, ctx: RequestContext, token: str | None, api_key: str | None
 ) -> Principal:
-    """Authenticate the request's credential (an X-API-Key wins over a bearer token) and count it
-    against the rate limits; failures count against the client address's anonymous limit."""
+    """Authenticate the request's one credential and count it against the rate limits; failures
+    count against the client address's anonymous limit. Two credentials are refused (strict.py)."""
     limiter = state.limiter
+    if token and api_key:
+        limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
+        raise AmbiguousCredentials("send one credential: an X-API-Key or a Bearer token, not both")
     if not token and not api_key:
         limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
         raise Unauthorized(
@@ -128,7 +133,7 @@ def resolve_principal(
             principal = accounts.key_principal(session, api_key)
         else:
             claims = state.tokens.verify(token or "")
-            principal = accounts.user_principal(session, claims.user_id, claims.username) if claims else None
+            principal = session_principal(session, claims) if claims else None
     if principal is None:
         limiter.hit(limiter.anonymous, "anonymous", ctx.client_key)
         parsed = apikeys.parse(api_key) if api_key else None
@@ -147,6 +152,7 @@ def resolve_principal(
         raise Unauthorized("the credential is invalid, expired, revoked or disabled")
     limiter.hit(limiter.client, "client", ctx.client_key)
     limiter.hit(limiter.credential, "credential", principal.rate_key)
+    check_restriction(principal, ctx.route)
     return principal
 
 
@@ -197,16 +203,3 @@ def metrics_access(state: StateDep, ctx: ContextDep, token: TokenDep, api_key: A
 
 
 MetricsAccess = Annotated[None, Depends(metrics_access)]
-
-
-def only_form_fields(*allowed: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """Refuse form fields the route does not define (FastAPI would silently ignore them)."""
-
-    async def check(request: Request) -> None:
-        form = await request.form()  # already parsed by FastAPI: this is the cached copy
-        unknown = sorted({name for name in form if name not in allowed})
-        if unknown:
-            names = ", ".join(repr(name[:40]) for name in unknown[:5])
-            raise UnknownField(f"unknown form field(s) {names}; this route takes {', '.join(allowed)}")
-
-    return check

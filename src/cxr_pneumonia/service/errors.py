@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CXRError, RejectedImage
@@ -107,8 +108,27 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The database went away (restart, failover, network): nothing was committed (each record and its
+# audit event share one transaction), so the caller may retry; the pool reconnects by itself.
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+DATABASE_RETRY_SECONDS = 5
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+    return error_response(
+        request,
+        503,
+        "database_unavailable",
+        "the database cannot be reached; nothing was recorded, retry shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(CXRError, _cxr_error)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,3 +21,18 @@ class Forbidden(CXRError):
 class UnknownField(CXRError):
     code = "unknown_field"
     http_status = 422
+
+
+class UnknownParameter(CXRError):
+    code = "unknown_parameter"
+    http_status = 422
+
+
+class DuplicateField(CXRError):
+    code = "duplicate_field"
+    http_status = 422
+
+
+class AmbiguousCredentials(CXRError):
+    code = "ambiguous_credentials"
+    http_status = 400

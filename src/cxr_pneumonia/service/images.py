@@ -11,6 +11,7 @@ from ..imaging.xray import XRay
 
 PREVIEW_MAX_SIDE = 512
 DISPLAY_MAX_SIDE = 1024
+THUMBNAIL_MAX_SIDE = 128  # history rows (when images are kept)
 
 
 def _downscaled(xray: XRay, max_side: int) -> Image.Image:

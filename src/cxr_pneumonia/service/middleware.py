@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -11,15 +12,18 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import logs
 from . import metrics
 from .errors import BodyTooLarge, error_response
 
+access = logging.getLogger("cxr_pneumonia.service.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 # The web page is ours and loads nothing from elsewhere; /docs (Swagger UI) is left to FastAPI's defaults.
 WEB_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+HSTS = "max-age=31536000; includeSubDomains"
 _DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
 
 
@@ -65,6 +69,8 @@ class RequestContextMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("X-Frame-Options", "DENY")
+                if scope.get("scheme") == "https":  # served over TLS: browsers must not fall back to http
+                    headers.setdefault("Strict-Transport-Security", HSTS)
                 if path.startswith("/api/"):
                     headers.setdefault("Cache-Control", "no-store")
                 elif not path.startswith(_DOC_PATHS):
@@ -72,13 +78,38 @@ class RequestContextMiddleware:
             await send(message)
 
         metrics.IN_FLIGHT.inc()
+        context = logs.REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
             metrics.IN_FLIGHT.dec()
             label, method = route_label(scope, status), scope["method"]
+            elapsed = time.perf_counter() - started
             metrics.HTTP_REQUESTS.labels(label, method, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(label, method).observe(time.perf_counter() - started)
+            metrics.HTTP_LATENCY.labels(label, method).observe(elapsed)
+            _access_line(scope, label, method, status, elapsed)
+            logs.REQUEST_ID.reset(context)
+
+
+def _access_line(scope: Scope, route: str, method: str, status: int, elapsed: float) -> None:
+    """One line a request: the route template (never the raw path or query), status and time."""
+    state = getattr(getattr(scope.get("app"), "state", None), "cxr", None)
+    predictor = getattr(state, "predictor", None)
+    duration_ms = round(elapsed * 1000, 1)
+    access.info(
+        "%s %s %d %.1f ms",
+        method,
+        route,
+        status,
+        duration_ms,
+        extra={
+            "route": route,
+            "method": method,
+            "status": status,
+            "duration_ms": duration_ms,
+            "model_version": predictor.model_ref.version if predictor is not None else None,
+        },
+    )
 
 
 class BodyLimitMiddleware:

@@ -37,6 +37,7 @@ class RateLimiter:
         else:
             storage = storage_from_string("memory://")
         self.shared = bool(settings.redis_url)
+        self.storage = storage  # also holds the sign-in failure counters (login_throttle.py)
         self._limiter = MovingWindowRateLimiter(storage)
         # Parsed at start-up so a typo in CXR_RATE_LIMIT* stops the service instead of every request.
         self.credential = parse(settings.rate_limit)

@@ -1,8 +1,8 @@
-"""What one running app holds: settings, store, predictor (or why it has none), limiter, token issuer."""
+"""What one running app holds: settings, store, the served models (or why there are none), limiter,
+token issuer."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -10,17 +10,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from ..errors import CXRError, ModelError
-from ..imaging.limits import Limits
+from ..errors import ModelError
 from ..inference import Predictor
-from ..inference.batcher import MicroBatcher
 from ..monitoring.online import OnlineMonitor
+from ..monitoring.served import ModelMonitors
+from ..registry.serving import CHAMPION, ModelLoader, ModelRouter, ServedModel
 from ..store.facade import Store
 from .cache import build_cache
+from .login_throttle import LoginThrottle
 from .ratelimit import RateLimiter
 from .security.tokens import TokenIssuer
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,29 +28,47 @@ class ServiceState:
     store: Store
     limiter: RateLimiter
     tokens: TokenIssuer
-    predictor: Predictor | None
-    model_error: str | None = None
-    monitor: OnlineMonitor | None = None  # drift monitoring of the served model (monitoring/online.py)
+    models: ModelRouter
+    monitors: ModelMonitors | None = None  # drift monitoring of the answering models (monitoring/)
     slots: threading.BoundedSemaphore = field(init=False)
 
-    batcher: MicroBatcher | None = field(init=False, default=None)
+    login_throttle: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:
+        self.login_throttle = LoginThrottle(self.settings, self.limiter, self.store)
         limit = self.settings.inference_concurrency or os.cpu_count() or 1
         self.slots = threading.BoundedSemaphore(max(1, limit))
-        if self.predictor is not None:
-            # concurrent POST /predict requests share ONNX Runtime calls (inference/batcher.py)
-            self.batcher = MicroBatcher(self.predictor)
 
-    def require_batcher(self) -> MicroBatcher:
-        if self.batcher is None:
+    @property
+    def predictor(self) -> Predictor | None:
+        """The champion's predictor (the one that answers when no A/B split applies)."""
+        champion = self.models.champion
+        return champion.predictor if champion is not None else None
+
+    @property
+    def monitor(self) -> OnlineMonitor | None:
+        """The champion's drift monitor (GET /monitoring, the gauges), if it has one."""
+        return self.monitors.primary if self.monitors is not None else None
+
+    @property
+    def model_error(self) -> str | None:
+        return self.models.errors.get(CHAMPION)
+
+    def route(self, key: str) -> ServedModel:
+        """The model (champion or challenger) that answers the input or study ``key``."""
+        served = self.models.route(key)
+        if served is None or served.batcher is None:
             raise ModelError(f"no model is being served: {self.model_error}")
-        return self.batcher
+        return served
+
+    def require_champion(self) -> ServedModel:
+        champion = self.models.champion
+        if champion is None:
+            raise ModelError(f"no model is being served: {self.model_error}")
+        return champion
 
     def require_predictor(self) -> Predictor:
-        if self.predictor is None:
-            raise ModelError(f"no model is being served: {self.model_error}")
-        return self.predictor
+        return self.require_champion().predictor
 
     @contextmanager
     def inference_slot(self) -> Iterator[None]:
@@ -61,17 +78,8 @@ class ServiceState:
             yield
 
 
-def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
-    """The verified predictor, or None and the reason (the service then runs, reporting not ready)."""
-    try:
-        predictor = Predictor.from_package(
-            settings.model_path,
-            threads=settings.intra_op_threads,
-            min_side=settings.min_side,
-            limits=Limits(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels),
-            cache=build_cache(settings),
-        )
-    except CXRError as exc:
-        log.error("the model package at %s cannot be served: %s", settings.model_path, exc.detail)
-        return None, exc.detail
-    return predictor, None
+def start_models(settings: Settings, store: Store, predictor: Predictor | None = None) -> ModelRouter:
+    """Load the champion (and any challenger and shadow); a model that cannot be loaded leaves its
+    reason (the service then runs, reporting not ready), never a silent fallback."""
+    router = ModelRouter(settings, store, ModelLoader(settings, cache=build_cache(settings)))
+    return router.start(champion=predictor)

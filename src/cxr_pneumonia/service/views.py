@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .. import DISCLAIMER
+from ..inference.prediction import headline_for, is_outside_population
 from ..store.db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
+from ..store.shadow import served_model
 from .deps import API_PREFIX
 from .schemas.accounts import KeyOut, UserOut
 from .schemas.audit import AuditEventOut
@@ -29,15 +31,21 @@ def review_out(review: Review, predicted_label: str) -> ReviewOut:
     )
 
 
-def prediction_out(row: PredictionRecord, preview: str | None = None) -> PredictionOut:
+def prediction_out(
+    row: PredictionRecord, preview: str | None = None, reference: str | None = None
+) -> PredictionOut:
     base = f"{API_PREFIX}/predictions/{row.id}"
     subtype, subtype_confidence = _subtype(row)
+    codes = [str(f.get("code", "")) for f in row.findings]
+    served = served_model(row)
     return PredictionOut(
         id=row.id,
         created_at=row.created_at,
         source=row.source,
         caller=row.caller,
         label=row.label,  # type: ignore[arg-type]
+        headline=headline_for(row.label, row.p_pneumonia, row.refer, codes),
+        outside_population=is_outside_population(codes),
         p_pneumonia=row.p_pneumonia,
         p_bacterial=row.p_bacterial,
         p_viral=row.p_viral,
@@ -55,6 +63,9 @@ def prediction_out(row: PredictionRecord, preview: str | None = None) -> Predict
             sha256=row.model_sha256,
             preprocess_version=row.preprocess_version,
             model_id=row.model_id,
+            digest=row.model_digest or served.get("digest") or None,
+            registry_version=served.get("registry_version"),
+            arm=served.get("arm"),
         ),
         input_sha256=row.input_sha256,
         input_meta=dict(row.input_meta),
@@ -63,8 +74,13 @@ def prediction_out(row: PredictionRecord, preview: str | None = None) -> Predict
         cached=row.cached,
         disclaimer=DISCLAIMER,
         heatmap_url=f"{base}/heatmap.png",
+        heatmap_grey_url=f"{base}/heatmap-grey.png",
+        heatmap_peak=row.heatmap_peak,
+        heatmap_reference=row.heatmap_reference,
         image_url=f"{base}/image.png" if row.image_sha256 else None,
         overlay_url=f"{base}/overlay.png" if row.image_sha256 else None,
+        thumbnail_url=f"{base}/image.png?size=thumbnail" if row.image_sha256 else None,
+        reference=reference,
         reviews=[review_out(r, row.label) for r in row.reviews],
         preview=preview,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from . import accounts
+from . import accounts, mfa
 from . import audit as audit_chain
 from .facade import Store
 from .security.passwords import generate_password
@@ -28,7 +28,8 @@ def ensure_admin(store: Store, actor: str) -> FirstLogin | None:
         with store.transaction() as session:
             if accounts.count_users(session) > 0:
                 return None
-            accounts.create_user(session, ADMIN_USERNAME, Role.ADMIN, password, created_by=actor)
+            admin = accounts.create_user(session, ADMIN_USERNAME, Role.ADMIN, password, created_by=actor)
+            mfa.mark_one_time(session, admin.id)  # it was printed: it only allows setting a new one
             audit_chain.append(
                 session,
                 action="create_user",

@@ -8,11 +8,15 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from .facade import Store
 
 ROLES = ("admin", "clinician", "auditor", "integration")
@@ -101,27 +105,45 @@ def users_list() -> None:
     store.close()
 
 
-def _set_active(username: str, active: bool) -> None:
+def _audited(action: str, detail: dict[str, Any], change: Callable[[Store, Session], Any]) -> Any:
+    """Run ``change`` and its audit event in one transaction; a refusal is a clean exit 2."""
     from ..errors import CXRError
-    from . import accounts
     from . import audit as audit_chain
 
     store = _store()
     try:
         with store.transaction() as session:
-            accounts.set_active(session, username, active)
-            audit_chain.append(
-                session,
-                action="enable_user" if active else "disable_user",
-                actor=cli_actor(),
-                outcome="ok",
-                detail={"username": username},
-            )
+            result = change(store, session)
+            audit_chain.append(session, action=action, actor=cli_actor(), outcome="ok", detail=detail)
+            return result
     except CXRError as exc:
         raise fail(exc.detail) from None
     finally:
         store.close()
+
+
+def _set_active(username: str, active: bool) -> None:
+    from . import accounts
+
+    _audited(
+        "enable_user" if active else "disable_user",
+        {"username": username},
+        lambda _store, session: accounts.set_active(session, username, active),
+    )
     typer.echo(f"{'enabled' if active else 'disabled'} {username!r}")
+
+
+@users_app.command("reset-mfa")
+def users_reset_mfa(username: Annotated[str, typer.Argument()]) -> None:
+    """Forget a user's second factor and recovery codes (a lost phone): they enrol again."""
+    from . import accounts, mfa
+
+    _audited(
+        "reset_mfa",
+        {"username": username},
+        lambda _store, session: mfa.reset(session, accounts.get_user(session, username).id),
+    )
+    typer.echo(f"second factor of {username!r} reset: they enrol again at their next sign-in")
 
 
 @users_app.command("disable")
@@ -242,9 +264,10 @@ def db_upgrade() -> None:
     from ..config import get_settings
     from .db.engine import make_engine
     from .db.migrate import current_revision, upgrade
+    from .private import make_private
 
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
     typer.echo(
@@ -253,8 +276,64 @@ def db_upgrade() -> None:
     engine.dispose()
 
 
+@db_app.command("backup")
+def db_backup(out: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")]) -> None:
+    """Copy the database while the service runs (SQLite backup API, or pg_dump) and verify the audit
+    chain on the copy. The image key and JWT keys are not included: keep them in your secrets store."""
+    from ..config import get_settings
+    from ..errors import CXRError
+    from .backup import backup
+
+    try:
+        report = backup(get_settings().resolved_database_url, out)
+    except CXRError as exc:
+        raise fail(exc.detail) from None
+    typer.echo(f"backup written to {report.path}; audit chain intact: {report.chain.events} events")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Annotated[Path, typer.Argument(help="a file written by `cxr db backup`")],
+    replace: Annotated[
+        bool, typer.Option(help="overwrite an existing database (stop the service first)")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database, refusing one whose audit chain is broken."""
+    from ..config import get_settings
+    from ..errors import CXRError
+    from .backup import restore
+
+    try:
+        report = restore(get_settings().resolved_database_url, backup_file, replace=replace)
+    except CXRError as exc:
+        raise fail(exc.detail) from None
+    typer.echo(f"restored {report.path}; audit chain intact: {report.chain.events} events")
+
+
+secrets_app = typer.Typer(help="The service's own secrets (JWT signing keys).", no_args_is_help=True)
+
+
+@secrets_app.command("rotate-jwt")
+def secrets_rotate_jwt() -> None:
+    """Introduce a new JWT signing key; the old one verifies until the tokens it signed expire."""
+    from datetime import timedelta
+
+    from ..config import get_settings
+    from .jwt_keys import CACHE_SECONDS, keyring_for, refuse_static, rotate
+
+    grace = timedelta(minutes=get_settings().token_minutes, seconds=2 * CACHE_SECONDS)
+
+    def change(store: Store, session: Session) -> str:
+        refuse_static(keyring_for(store))
+        return rotate(session, store.cipher, grace)
+
+    kid = _audited("rotate_jwt_key", {}, change)
+    typer.echo(f"new JWT signing key {kid}; the previous ones verify for {int(grace.total_seconds())} s more")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
+    app.add_typer(secrets_app, name="secrets")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import secrets
 
@@ -30,6 +31,8 @@ class ImageCipher:
         self._aead = AESGCM(key)
         # Names the key a blob was sealed with, so a wrong key is reported as such, not as corruption.
         self.key_id = hashlib.sha256(b"cxr-image-key:" + key).hexdigest()[:16]
+        # A separate key, derived from this one, for keyed hashes that index sealed values.
+        self._index_key = hmac.new(key, b"cxr-index-key", hashlib.sha256).digest()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageCipher:
@@ -49,6 +52,10 @@ class ImageCipher:
         """(nonce, ciphertext); ``associated`` (the image's sha256) binds the blob to its row."""
         nonce = os.urandom(NONCE_BYTES)
         return nonce, self._aead.encrypt(nonce, plaintext, associated)
+
+    def index(self, value: str) -> str:
+        """HMAC-SHA256 of ``value``: equal values match, and without the key it reveals nothing."""
+        return hmac.new(self._index_key, value.encode(), hashlib.sha256).hexdigest()
 
     def open(self, nonce: bytes, ciphertext: bytes, associated: bytes, key_id: str) -> bytes:
         if key_id != self.key_id:

@@ -57,4 +57,10 @@ def prediction_digest(row: PredictionRecord) -> str:
         "image_sha256": row.image_sha256,
         "heatmap_sha256": hashlib.sha256(row.heatmap_png).hexdigest() if row.heatmap_png else None,
     }
+    # Columns added after revision 0001 are sealed only when set, so rows written before them keep
+    # the digest they were sealed with.
+    for name in ("model_digest", "heatmap_peak", "heatmap_reference"):
+        value = getattr(row, name, None)
+        if value is not None:
+            body[name] = value
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()

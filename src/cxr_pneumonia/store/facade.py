@@ -21,14 +21,17 @@ from ..imaging import load
 from ..imaging.limits import Limits
 from ..inference.prediction import Prediction
 from . import audit as audit_chain
+from . import idempotency, references
 from .crypto import ImageCipher
 from .db.base import utcnow
 from .db.engine import SQLITE_BEGIN_OPTION, make_engine
 from .db.migrate import upgrade
-from .db.models import PredictionRecord, StoredImage
+from .db.models import PredictionRecord, ShadowPrediction, StoredImage
 from .images import storage_png
-from .observer import NoObserver, StoreObserver
+from .observer import NoObserver, PredictionPublisher, StoreObserver
+from .private import make_private
 from .records import build_record
+from .shadow import shadow_row
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +39,34 @@ REFUSED_OUTCOMES = ("refused", "failed")
 
 
 class Store:
-    def __init__(self, settings: Settings, engine: Engine, observer: StoreObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        observer: StoreObserver | None = None,
+        publisher: PredictionPublisher | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.observer: StoreObserver = observer or NoObserver()
+        self.publisher = publisher
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._readers = sessionmaker(
             engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, observer: StoreObserver | None = None) -> Store:
+    def from_settings(
+        cls,
+        settings: Settings,
+        observer: StoreObserver | None = None,
+        publisher: PredictionPublisher | None = None,
+    ) -> Store:
         """Open the database named by the settings and bring its schema up to date."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
-        return cls(settings, engine, observer)
+        return cls(settings, engine, observer, publisher)
 
     # ---- sessions -----------------------------------------------------------------------------
     @contextmanager
@@ -110,8 +125,13 @@ class Store:
         request_id: str | None = None,
         extra: dict[str, Any] | None = None,
         image: bytes | None = None,
+        claim: idempotency.Claim | None = None,
+        reference: str | None = None,
     ) -> PredictionRecord:
-        """As record_prediction, returning the committed row (detached; its attributes stay loaded)."""
+        """As record_prediction, returning the committed row (detached; its attributes stay loaded).
+
+        With an idempotency ``claim`` already fulfilled, nothing is written and the earlier row is
+        returned instead (raises KeyReused when the key belongs to another request)."""
         sealed = self._seal(image, prediction.input_sha256) if self.settings.store_images and image else None
         row = build_record(
             prediction,
@@ -122,6 +142,38 @@ class Store:
             extra=extra,
             image_sha256=prediction.input_sha256 if sealed else None,
         )
+        if reference is not None:
+            references.seal(row, self.cipher, reference)
+        staged = self.publisher.stage(row) if self.publisher is not None else None
+        try:
+            self._commit_row(row, prediction, sealed, source, caller, client, request_id, claim)
+        except idempotency.Replay as replay:
+            if staged is not None and self.publisher is not None:
+                self.publisher.discard(staged)  # the earlier request's row was published already
+            with self.reading() as session:
+                earlier = session.get(PredictionRecord, replay.prediction_id)
+            assert earlier is not None  # written in the same transaction as its key
+            return earlier
+        except BaseException:
+            if staged is not None and self.publisher is not None:
+                self.publisher.discard(staged)
+            raise
+        if staged is not None and self.publisher is not None:
+            self.publisher.release(staged)
+        self.observer.observe_prediction(prediction, source)
+        return row
+
+    def _commit_row(
+        self,
+        row: PredictionRecord,
+        prediction: Prediction,
+        sealed: StoredImage | None,
+        source: str,
+        caller: str,
+        client: str | None,
+        request_id: str | None,
+        claim: idempotency.Claim | None,
+    ) -> None:
         with self.transaction() as session:
             event = audit_chain.append(
                 session,
@@ -142,12 +194,25 @@ class Store:
                     "image_stored": sealed is not None,
                 },
             )
+            if claim is not None:  # after append: the chain lock is held, so this check is race-free
+                idempotency.record(session, claim, row.id)
             row.audit_seq = event.seq
             session.add(row)
             # After append: the chain lock is held, so two uploads of one image cannot both insert it.
             if sealed is not None and session.get(StoredImage, sealed.sha256) is None:
                 session.add(sealed)
-        self.observer.observe_prediction(prediction, source)
+
+    def is_recorded(self, prediction_id: str) -> bool:
+        with self.reading() as session:
+            return session.get(PredictionRecord, prediction_id) is not None
+
+    def record_shadow(
+        self, prediction_id: str, outcome: Prediction | tuple[str, dict[str, Any]]
+    ) -> ShadowPrediction:
+        """Commit a shadow model's answer (or refusal) to an input ``prediction_id`` answered."""
+        row = shadow_row(prediction_id, outcome)
+        with self.transaction() as session:
+            session.add(row)
         return row
 
     def audit(
@@ -180,7 +245,7 @@ class Store:
 
     # ---- images -------------------------------------------------------------------------------
     def _seal(self, image: bytes, sha256: str) -> StoredImage:
-        xray = load(image, Limits(max_bytes=self.settings.max_bytes, max_pixels=self.settings.max_pixels))
+        xray = load(image, Limits.from_settings(self.settings))
         nonce, ciphertext = self.cipher.seal(storage_png(xray), sha256.encode())
         return StoredImage(
             sha256=sha256,
@@ -190,6 +255,14 @@ class Store:
             ciphertext=ciphertext,
             created_at=utcnow(),
         )
+
+    def read_reference(self, row: PredictionRecord) -> str | None:
+        """The caller's reference on a record, decrypted (None when it has none)."""
+        return references.read(row, self.cipher)
+
+    def reference_index(self, reference: str) -> str:
+        """The keyed hash that finds the records with exactly this reference."""
+        return self.cipher.index(reference)
 
     def read_image(self, session: Session, sha256: str) -> bytes | None:
         """The decrypted PNG of a stored image, or None when it was not kept."""

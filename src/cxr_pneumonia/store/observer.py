@@ -3,9 +3,13 @@ REST service). The store knows no metrics library: a door hands in an observer, 
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from ..inference.prediction import Prediction
+
+if TYPE_CHECKING:
+    from .db.models import PredictionRecord
 
 
 class StoreObserver(Protocol):
@@ -37,3 +41,14 @@ class Observers:
     def observe_refusal(self, reason: str, source: str) -> None:
         for observer in self.observers:
             observer.observe_refusal(reason, source)
+
+
+class PredictionPublisher(Protocol):
+    """Sends accepted predictions elsewhere (integration/fhir_push.py). ``stage`` runs before the commit
+    and writes durably; ``release`` after it, ``discard`` if it failed: a crash loses nothing."""
+
+    def stage(self, row: PredictionRecord) -> Path: ...
+
+    def release(self, staged: Path) -> None: ...
+
+    def discard(self, staged: Path) -> None: ...

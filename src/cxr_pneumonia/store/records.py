@@ -64,6 +64,7 @@ def build_record(
         model_name=model.name,
         model_version=model.version,
         model_sha256=model.sha256,
+        model_digest=model.digest or None,
         preprocess_version=model.preprocess_version,
         label=prediction.label,
         p_pneumonia=float(prediction.p_pneumonia),
@@ -80,6 +81,8 @@ def build_record(
         timings=json_safe(asdict(prediction.timings)),
         cached=bool(prediction.cached),
         heatmap_png=heatmap_to_png(prediction.heatmap) if prediction.heatmap is not None else None,
+        heatmap_peak=prediction.heatmap_peak,
+        heatmap_reference=prediction.heatmap_reference,
         image_sha256=image_sha256,
         reviews=[],
     )
@@ -96,6 +99,7 @@ class PredictionFilter:
     until: datetime | None = None
     model: str | None = None  # "name", "name:version" or a sha256 prefix
     reviewed: bool | None = None
+    reference_hmac: str | None = None  # the keyed hash of a reference (references.py): exact match
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         if self.label is not None:
@@ -119,6 +123,8 @@ class PredictionFilter:
         if self.reviewed is not None:
             has_review = select(Review.id).where(Review.prediction_id == PredictionRecord.id).exists()
             query = query.where(has_review if self.reviewed else ~has_review)
+        if self.reference_hmac is not None:
+            query = query.where(PredictionRecord.reference_hmac == self.reference_hmac)
         return query
 
 

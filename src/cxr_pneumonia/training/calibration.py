@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -104,6 +105,60 @@ def conformal_quantile(y_binary: np.ndarray, p_positive: np.ndarray, alpha: floa
     return float(scores[rank - 1])
 
 
+def mondrian_quantiles(y_binary: np.ndarray, p_positive: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
+    """Class-conditional (Mondrian) split-conformal quantiles: each class's quantile is fitted on the
+    validation cases of that class alone, so each class is covered at 1 - alpha on its own. A marginal
+    quantile lets the easy majority class (pneumonia here) carry the coverage while the other falls
+    short, which is what happened on the test split when the population moved."""
+    y = np.asarray(y_binary)
+    p = np.asarray(p_positive, dtype=np.float64)
+    return {
+        "normal": conformal_quantile(y[y == 0], p[y == 0], alpha),
+        "pneumonia": conformal_quantile(y[y == 1], p[y == 1], alpha),
+    }
+
+
 def prediction_set(p_positive: float, quantile: float) -> tuple[bool, bool]:
     """(normal in the set, pneumonia in the set) for one calibrated p_pneumonia."""
     return (p_positive <= quantile, 1.0 - p_positive <= quantile)
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """What is fitted on labelled cases after training (validation) or at a site (recalibration)."""
+
+    temperature: float
+    threshold: float
+    sensitivity: float  # at the threshold, on the cases it was fitted on
+    specificity: float
+    conformal_quantile: float  # marginal
+    conformal_quantiles: dict[str, float] | None  # Mondrian, when asked for
+    ece_before: float  # of the uncalibrated probabilities
+    ece_after: float
+
+
+def fit_decision_rule(
+    logits: np.ndarray,
+    targets: np.ndarray,
+    min_sensitivity: float,
+    alpha: float,
+    mondrian: bool,
+) -> DecisionRule:
+    """Temperature (NLL), the highest-specificity threshold at ``min_sensitivity``, and the conformal
+    quantile(s), all on the same labelled cases. ``targets``: 0 normal, 1 bacterial, 2 viral, -1
+    pneumonia of unknown subtype."""
+    y = (np.asarray(targets) != 0).astype(int)
+    temperature = fit_temperature(logits, targets)
+    p_raw = p_pneumonia(probabilities(logits))
+    p_cal = p_pneumonia(probabilities(logits, temperature))
+    threshold, sens, spec = threshold_for_sensitivity(y, p_cal, min_sensitivity)
+    return DecisionRule(
+        temperature=temperature,
+        threshold=threshold,
+        sensitivity=sens,
+        specificity=spec,
+        conformal_quantile=conformal_quantile(y, p_cal, alpha),
+        conformal_quantiles=mondrian_quantiles(y, p_cal, alpha) if mondrian else None,
+        ece_before=expected_calibration_error(y, p_raw),
+        ece_after=expected_calibration_error(y, p_cal),
+    )

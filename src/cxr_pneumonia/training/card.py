@@ -61,7 +61,12 @@ def render_card(manifest: PackageManifest) -> str:
         "Kermany et al. 2018 (Mendeley Data v2, CC BY 4.0): anterior-posterior chest radiographs of",
         "children aged 1–5 from Guangzhou Women and Children's Medical Center, resized to 224x224 (squashed).",
         f"Dataset version `{training.get('dataset_version', '?')}`. Validation was carved out of the official",
-        f"train split **by patient** (stratified, seed {cfg.get('seed', '?')}); the official test split was used",
+        (
+            "train split **by patient**: the earliest patient ids of every series (those next to the test split's,"
+            " which holds the earliest patients; docs/training.md); the official test split was used"
+            if cfg.get("val_strategy") == "earliest"
+            else f"train split **by patient** (stratified, seed {cfg.get('seed', '?')}); the official test split was used"
+        ),
         "only for the report below, never for choosing the model, threshold, temperature or quantile.",
         "",
         "| side | images | patients | normal | bacterial | viral |",
@@ -82,11 +87,11 @@ def render_card(manifest: PackageManifest) -> str:
         f"- Threshold on calibrated p(pneumonia): {cal.threshold:.4f}, the {cal.operating_point}"
         f" (validation sensitivity {_pct(val.get('val_sensitivity_at_threshold'))}, specificity "
         f"{_pct(val.get('val_specificity_at_threshold'))}).",
-        f"- Refer flag: split-conformal prediction set at {100 * (1 - cal.conformal_alpha):.0f}% coverage "
-        f"(quantile {cal.conformal_quantile:.4f}); *refer* when the set holds both normal and pneumonia.",
+        _refer_rule(manifest),
         f"- Out-of-distribution gate: Mahalanobis distance of pooled features to the training set (Ledoit-Wolf"
         f" covariance). Above {cal.ood_threshold:.2f} (the {cal.ood_percentile}th validation percentile) an image is"
         f" *atypical*: answered, flagged and referred; above {cal.ood_refuse_threshold:.2f} it is refused.",
+        *_population_lines(manifest),
         "",
         "## Results",
         "",
@@ -117,8 +122,17 @@ def render_card(manifest: PackageManifest) -> str:
             f"Confusion at the threshold: {b['confusion']}.",
             "",
         ]
+        by_class = test.get("conformal_coverage_by_class") or {}
+        lines += [
+            f"Answered with no refer flag: {_pct(test.get('unflagged_rate'))}; flagged atypical "
+            f"{_pct(test.get('atypical_rate'))}; refused {_pct(test.get('refusal_rate'))}. Conformal coverage per"
+            f" class: normal {_pct(by_class.get('normal'))}, pneumonia {_pct(by_class.get('pneumonia'))}.",
+            "",
+        ]
     else:
         lines += ["No test-split evaluation is recorded in this package yet (`cxr evaluate --record`).", ""]
+    lines += _other_evaluations(manifest, test)
+    lines += _lineage_lines(manifest)
     lines += [
         "## Limitations",
         "",
@@ -172,3 +186,97 @@ def _shift_warnings(manifest: PackageManifest) -> list[str]:
             " expect more false alarms on normal radiographs than validation suggests."
         )
     return out
+
+
+def _refer_rule(manifest: PackageManifest) -> str:
+    cal = manifest.calibration
+    coverage = f"{100 * (1 - cal.conformal_alpha):.0f}%"
+    if cal.conformal_quantiles:
+        per_class = ", ".join(f"{k} {v:.4f}" for k, v in cal.conformal_quantiles.items())
+        how = f"class-conditional (Mondrian) split-conformal prediction set, {coverage} coverage for each class (quantiles {per_class})"
+    else:
+        how = f"split-conformal prediction set at {coverage} coverage (quantile {cal.conformal_quantile:.4f})"
+    return f"- Refer flag: {how}; *refer* when the set holds both normal and pneumonia, or neither."
+
+
+def _other_evaluations(manifest: PackageManifest, headline: dict[str, Any] | None) -> list[str]:
+    """Every other recorded evaluation (other datasets, e.g. a population the model never saw), side
+    by side with the headline one."""
+    others = [e for e in manifest.evaluations.values() if e is not headline]
+    if not others:
+        return []
+    rows = [e for e in [headline, *others] if e]
+    lines = [
+        "### Every recorded evaluation, side by side",
+        "",
+        "| data | images | AUROC (95% CI) | sensitivity | specificity | ECE | refer rate | answered, no flag | refused |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in rows:
+        b = e.get("pneumonia", {})
+        ci = b.get("auroc_ci95") or [float("nan"), float("nan")]
+        lines.append(
+            f"| `{e.get('data', '?')}` ({e.get('split', '?')}) | {e.get('images', '?')} | {_num(b.get('auroc'))}"
+            f" ({_num(ci[0])}–{_num(ci[1])}) | {_pct(b.get('sensitivity'))}{_ci(b.get('sensitivity_ci95'))} |"
+            f" {_pct(b.get('specificity'))}{_ci(b.get('specificity_ci95'))} | {_num(e.get('ece'))} |"
+            f" {_pct(e.get('refer_rate'))} | {_pct(e.get('unflagged_rate'))} | {_pct(e.get('refusal_rate'))} |"
+        )
+    lines += ["", *[f"- `{e.get('data')}`: {e['note']}" for e in rows if e.get("note")], ""]
+    return lines
+
+
+def _population_lines(manifest: PackageManifest) -> list[str]:
+    pop, training = manifest.population, manifest.training
+    lines = []
+    if pop.age_years or pop.modalities or pop.views:
+        parts = []
+        if pop.age_years:
+            parts.append(f"PatientAge from {pop.age_years[0]:g} to under {pop.age_years[1]:g} years")
+        if pop.modalities:
+            parts.append(f"modality {'/'.join(pop.modalities)}")
+        if pop.views:
+            parts.append(f"view {'/'.join(pop.views)}")
+        lines.append(
+            f"- Intended population ({pop.description or 'as trained'}): a DICOM outside it ({', '.join(parts)}) is"
+            " answered but flagged `outside_intended_population` and referred; every door leads with that warning."
+        )
+    gate = training.get("population_gate")
+    if gate:
+        lines.append(
+            f"- Population gate: a logistic in/out classifier on the pooled features, fitted on the training images"
+            f" against {gate['fit_images']} radiographs of another population (`{gate['outliers']}`, split by patient,"
+            f" seed {gate['seed']}: {gate['untouched_images']} images were never fitted on, and only they are used to"
+            f" measure it). Above p {gate['threshold']:.2f} an image is flagged atypical and referred."
+        )
+    if manifest.calibration.heatmap_reference is not None:
+        lines.append(
+            f"- Heatmaps on one scale: full heat is a raw Grad-CAM value of {manifest.calibration.heatmap_reference:.4g}"
+            f" ({training.get('heatmap_reference', 'fixed in the package')}), the same on every image, so a normal"
+            " radiograph shows little heat; each prediction keeps its raw peak beside the scale."
+        )
+    return lines
+
+
+def _lineage_lines(manifest: PackageManifest) -> list[str]:
+    parent = manifest.parent
+    if not parent:
+        return []
+    lines = [
+        "## Lineage",
+        "",
+        f"{parent.get('relation', 'derived').capitalize()} from `{parent.get('model_id', '?')}` (package digest"
+        f" `{parent.get('digest', '?')}`).",
+    ]
+    data = parent.get("recalibrated_on")
+    if data:
+        fitted = manifest.metrics.get("recalibration", {}).get("fitted_on_site_cases", {})
+        lines += [
+            f"Temperature, threshold and conformal quantile(s) refitted on `{data.get('data_source')}` (dataset"
+            f" version `{data.get('dataset_version')}`, {data.get('images')} images: {data.get('normal')} normal,"
+            f" {data.get('pneumonia')} pneumonia); weights and out-of-distribution references unchanged. On those"
+            f" cases: sensitivity {_pct(fitted.get('sensitivity_at_threshold'))}, specificity"
+            f" {_pct(fitted.get('specificity_at_threshold'))}, ECE {_num(fitted.get('ece_before'))} before and"
+            f" {_num(fitted.get('ece_after'))} after. The parent's evaluations do not describe this decision rule"
+            " and are not carried over.",
+        ]
+    return [*lines, ""]

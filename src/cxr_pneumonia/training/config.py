@@ -39,11 +39,23 @@ class TrainConfig:
     # calibration and package
     min_sensitivity: float = 0.95
     conformal_alpha: float = 0.05
+    # Class-conditional (Mondrian) conformal: a quantile per class, each class covered on its own.
+    conformal_mondrian: bool = False
     ood_percentile: float = 99.5  # above this validation percentile: atypical, referred
     # Above factor x that distance: refused as out of distribution. 1.3 answers (and refers) adult chest
     # radiographs, which the pediatric model never saw, and refuses photos, CT, MR and other body parts
     # (checked on the shared adult DICOMs and scikit-image photos; never on the Kermany test split).
     ood_refuse_factor: float = 1.3
+    # Who the package is for (package.Population: age_years [low, high), modalities, views,
+    # description); a DICOM whose attributes fall outside is flagged and referred. Empty: anyone.
+    population: dict[str, Any] = field(default_factory=dict)
+    # The population gate (training/ood.py fit_population_gate): {"outliers": a CSV (path,
+    # patient_id) or folder of radiographs of another population, "fit_fraction": 0.5, "seed": 0,
+    # "c": 0.01, "threshold": 0.5}. Only fit_fraction of the outliers' patients are fitted on; the
+    # rest is left for measuring the gate. Empty: no gate (the Mahalanobis gate alone).
+    population_gate: dict[str, Any] = field(default_factory=dict)
+    # >0: heatmaps on a fixed scale, this percentile of the raw map peaks on validation pneumonia.
+    heatmap_percentile: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:

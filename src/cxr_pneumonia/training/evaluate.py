@@ -32,6 +32,8 @@ class ScoredImage:
     ood: float
     refusal: str | None  # the quality gate's reason, if it would refuse the image
     error: str | None  # unreadable
+    logits: np.ndarray | None = None  # raw (before the package's temperature); what recalibration refits
+    p_other: float | None = None  # the package's population gate, if it has one
 
 
 def score_rows(
@@ -49,7 +51,8 @@ def score_rows(
             return
         out = predictor.run_model(np.stack([tensor for _, tensor in pending]))
         for i, (item, _) in enumerate(pending):
-            item.probs, item.ood = out.probs[i], float(out.ood[i])
+            item.probs, item.ood, item.logits = out.probs[i], float(out.ood[i]), out.logits[i]
+            item.p_other = float(out.p_other[i]) if out.p_other is not None else None
             if item.refusal is None and item.ood > predictor.calibration.ood_refuse_threshold:
                 item.refusal = "out_of_distribution"
         pending.clear()
@@ -78,9 +81,14 @@ def score_rows(
 def is_referred(predictor: Predictor, item: ScoredImage) -> bool:
     """The refer flag the Predictor would raise for this scored image (unsure, or atypical)."""
     assert item.probs is not None
-    return predictor.decide(float(item.probs[1] + item.probs[2]))[2] or (
-        item.ood > predictor.calibration.ood_threshold
-    )
+    return predictor.decide(float(item.probs[1] + item.probs[2]))[2] or is_atypical(predictor, item)
+
+
+def is_atypical(predictor: Predictor, item: ScoredImage) -> bool:
+    try:
+        return predictor.atypical_finding(item.ood, item.p_other) is not None
+    except RejectedImage:
+        return False  # refused, not atypical: counted apart
 
 
 def answer_rates(predictor: Predictor, items: list[ScoredImage]) -> dict[str, float]:
@@ -106,7 +114,7 @@ def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any
     y = np.array([1 if i.row.label == "pneumonia" else 0 for i in items])
     p = probs[:, 1] + probs[:, 2]
     decisions = [predictor.decide(float(v)) for v in p]
-    atypical = np.array([i.ood > predictor.calibration.ood_threshold for i in items])
+    atypical = np.array([is_atypical(predictor, i) for i in items])
     refer = np.array([d[2] for d in decisions]) | atypical
     covered = np.array(
         [("pneumonia" if y_i else "normal") in d[1] for y_i, d in zip(y, decisions, strict=True)]
@@ -119,6 +127,11 @@ def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any
         "atypical_rate": float(atypical.mean()),
         "conformal_coverage": float(covered.mean()),
         "conformal_coverage_ci95": list(wilson_ci(int(covered.sum()), len(covered))),
+        # Mondrian conformal promises each class its own coverage: report it per class
+        "conformal_coverage_by_class": {
+            name: float(covered[y == value].mean()) if (y == value).any() else None
+            for name, value in (("normal", 0), ("pneumonia", 1))
+        },
         "reliability": reliability_bins(y, p),
     }
     if (~refer).any():

@@ -223,7 +223,8 @@ def save_checkpoint(
 def load_checkpoint(
     path: Path, model: CXRNet, optimizer: torch.optim.Optimizer, ema: AveragedModel | None = None
 ) -> TrainState:
-    data = torch.load(path, map_location="cpu", weights_only=False)
+    # bandit B614 accepted: our own training checkpoint (optimizer state needs full unpickling), never a download
+    data = torch.load(path, map_location="cpu", weights_only=False)  # nosec B614
     model.load_state_dict(data["model"])
     if ema is not None and data.get("ema") is not None:
         ema.load_state_dict(data["ema"])

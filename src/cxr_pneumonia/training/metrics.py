@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from ..stats import wilson_ci  # shared with the registry's agreement reports
+
 
 def auroc(y_true: np.ndarray, score: np.ndarray) -> float:
     y_true = np.asarray(y_true)
@@ -32,17 +34,6 @@ def bootstrap_auroc_ci(
         return float("nan"), float("nan")
     tail = (1.0 - level) / 2.0
     return float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
-
-
-def wilson_ci(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a proportion."""
-    if total == 0:
-        return float("nan"), float("nan")
-    p = successes / total
-    denom = 1 + z**2 / total
-    centre = (p + z**2 / (2 * total)) / denom
-    half = z * np.sqrt(p * (1 - p) / total + z**2 / (4 * total**2)) / denom
-    return float(centre - half), float(centre + half)
 
 
 def binary_report(y_true: np.ndarray, p_positive: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,23 @@ from ..package import (
     CARD_NAME,
     ONNX_NAME,
     OOD_NAME,
+    POPULATION_GATE_NAME,
     Calibration,
     ModelPackage,
     PackageManifest,
+    Population,
     sha256_file,
     write_manifest,
 )
 from .card import render_card
 from .config import TrainConfig
-from .ood import fit_ood_reference, ood_threshold, served_pooled_features
+from .ood import (
+    fit_ood_reference,
+    fit_population_gate,
+    heatmap_reference,
+    ood_threshold,
+    served_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ class PackageInputs:
     data_source: str
     ood_train: list[Path]  # images whose served features define "in distribution"
     ood_val: list[Path]  # images whose distances set the thresholds
+    val_labels: list[str] = field(default_factory=list)  # of ood_val: picks the heatmap-scale cases
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -61,11 +70,20 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
     onnx_path = package_dir / ONNX_NAME
     export_onnx(inputs.model, onnx_path, inputs.spec.size, inputs.spec.channels)
     parity = parity_check(inputs.model, onnx_path, inputs.parity_images)
-    reference = fit_ood_reference(served_pooled_features(onnx_path, inputs.ood_train, inputs.spec))
-    atypical_above = ood_threshold(
-        reference, served_pooled_features(onnx_path, inputs.ood_val, inputs.spec), inputs.cfg.ood_percentile
-    )
+    channels = inputs.backbone.channels
+    train_out = served_outputs(onnx_path, inputs.ood_train, inputs.spec, channels)
+    val_out = served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
+    reference = fit_ood_reference(train_out.pooled)
+    atypical_above = ood_threshold(reference, val_out.pooled, inputs.cfg.ood_percentile)
     reference.save(package_dir / OOD_NAME)
+    files = {ONNX_NAME: sha256_file(onnx_path), OOD_NAME: sha256_file(package_dir / OOD_NAME)}
+    gate_info = _write_population_gate(inputs, onnx_path, train_out.pooled, package_dir)
+    if gate_info:
+        files[POPULATION_GATE_NAME] = sha256_file(package_dir / POPULATION_GATE_NAME)
+    heat_scale = None
+    if inputs.cfg.heatmap_percentile > 0:
+        pneumonia = np.array([label == "pneumonia" for label in inputs.val_labels], dtype=bool)
+        heat_scale = heatmap_reference(val_out.cam_peaks[pneumonia], inputs.cfg.heatmap_percentile)
     log.info(
         "OOD reference: atypical above %.2f, refused above %.2f",
         atypical_above,
@@ -84,6 +102,8 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
             threshold=fitted["threshold"],
             operating_point=fitted["operating_point"],
             conformal_quantile=fitted["conformal_quantile"],
+            conformal_quantiles=fitted.get("conformal_quantiles"),
+            heatmap_reference=heat_scale,
             conformal_alpha=inputs.cfg.conformal_alpha,
             ood_threshold=atypical_above,
             ood_percentile=inputs.cfg.ood_percentile,
@@ -91,7 +111,7 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
         ),
         backbone=inputs.backbone.name,
         feature_channels=inputs.backbone.channels,
-        files={ONNX_NAME: sha256_file(onnx_path), OOD_NAME: sha256_file(package_dir / OOD_NAME)},
+        files=files,
         training={
             "config": inputs.cfg.to_dict(),
             "data_source": inputs.data_source,
@@ -101,7 +121,16 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
             "best_epoch": inputs.best_epoch,
             "history": inputs.history,
             "onnx_parity_max_abs_diff": parity,
+            **({"population_gate": gate_info} if gate_info else {}),
+            **(
+                {
+                    "heatmap_reference": f"p{inputs.cfg.heatmap_percentile:g} of raw map peaks on validation pneumonia"
+                }
+                if heat_scale is not None
+                else {}
+            ),
         },
+        population=Population.from_dict(inputs.cfg.population),
         metrics={"validation": fitted["metrics"]},
         code_version=__version__,
     )
@@ -113,3 +142,38 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
     (package_dir / CARD_NAME).write_text(render_card(manifest))
     log.info("model package %s written to %s", manifest.model_id, package_dir)
     return manifest
+
+
+def _write_population_gate(
+    inputs: PackageInputs, onnx_path: Path, train_pooled: np.ndarray, package_dir: Path
+) -> dict[str, Any]:
+    """Fit the population gate on the training features against the fitted half of the outliers;
+    returns what model.json records of it (empty: no gate configured)."""
+    from ..data.external import external_halves
+
+    cfg = dict(inputs.cfg.population_gate)
+    if not cfg.get("outliers"):
+        return {}
+    fit_fraction, seed = float(cfg.get("fit_fraction", 0.5)), int(cfg.get("seed", 0))
+    fit, untouched = external_halves(Path(cfg["outliers"]), fit_fraction, seed)
+    outside = served_outputs(onnx_path, [i.path for i in fit], inputs.spec, inputs.backbone.channels).pooled
+    gate = fit_population_gate(
+        train_pooled, outside, c=float(cfg.get("c", 0.01)), threshold=float(cfg.get("threshold", 0.5))
+    )
+    gate.save(package_dir / POPULATION_GATE_NAME)
+    inside_flagged = float((gate.probability(train_pooled) > gate.threshold).mean())
+    log.info(
+        "population gate: %d outliers fitted, %.2f%% of training images flagged",
+        len(fit),
+        100 * inside_flagged,
+    )
+    return {
+        "outliers": str(cfg["outliers"]),
+        "fit_fraction": fit_fraction,
+        "seed": seed,
+        "c": float(cfg.get("c", 0.01)),
+        "threshold": gate.threshold,
+        "fit_images": len(fit),
+        "untouched_images": len(untouched),
+        "training_images_flagged": inside_flagged,
+    }

@@ -30,14 +30,7 @@ from ..data.splits import assert_patient_disjoint, counts, earliest_patients_spl
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import build_model
-from .calibration import (
-    conformal_quantile,
-    expected_calibration_error,
-    fit_temperature,
-    p_pneumonia,
-    probabilities,
-    threshold_for_sensitivity,
-)
+from .calibration import fit_decision_rule
 from .config import TrainConfig
 from .loop import (
     EpochRecord,
@@ -245,6 +238,7 @@ def _train(
             data_source=str(data),
             ood_train=[manifest.absolute(r) for r in train_rows],
             ood_val=[manifest.absolute(r) for r in val_rows],
+            val_labels=[r.label for r in val_rows],
         ),
         package_dir,
     )
@@ -258,34 +252,33 @@ def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: Tra
     """Temperature, threshold and conformal quantile: validation only (the OOD reference is fitted
     on the exported graph by the package writer)."""
     started = time.monotonic()
-    y = (val_targets != 0).astype(int)
-    temperature = fit_temperature(val_logits, val_targets)
-    p_raw = p_pneumonia(probabilities(val_logits))
-    p_cal = p_pneumonia(probabilities(val_logits, temperature))
-    threshold, sens, spec = threshold_for_sensitivity(y, p_cal, cfg.min_sensitivity)
-    quantile = conformal_quantile(y, p_cal, cfg.conformal_alpha)
+    rule = fit_decision_rule(
+        val_logits, val_targets, cfg.min_sensitivity, cfg.conformal_alpha, cfg.conformal_mondrian
+    )
     nll, auc, sub_auc = validation_scores(val_logits, val_targets)
     metrics = {
         "val_auroc": auc,
         "val_subtype_auroc": sub_auc,
         "val_nll": nll,
-        "val_ece_before": expected_calibration_error(y, p_raw),
-        "val_ece_after": expected_calibration_error(y, p_cal),
-        "val_sensitivity_at_threshold": sens,
-        "val_specificity_at_threshold": spec,
+        "val_ece_before": rule.ece_before,
+        "val_ece_after": rule.ece_after,
+        "val_sensitivity_at_threshold": rule.sensitivity,
+        "val_specificity_at_threshold": rule.specificity,
     }
     log.info(
-        "fitted on validation in %.1fs: T=%.3f threshold=%.4f q=%.4f %s",
+        "fitted on validation in %.1fs: T=%.3f threshold=%.4f q=%.4f (per class %s) %s",
         time.monotonic() - started,
-        temperature,
-        threshold,
-        quantile,
+        rule.temperature,
+        rule.threshold,
+        rule.conformal_quantile,
+        rule.conformal_quantiles,
         metrics,
     )
     return {
-        "temperature": temperature,
-        "threshold": threshold,
-        "conformal_quantile": quantile,
+        "temperature": rule.temperature,
+        "threshold": rule.threshold,
+        "conformal_quantile": rule.conformal_quantile,
+        "conformal_quantiles": rule.conformal_quantiles,
         "metrics": metrics,
         "operating_point": f"highest validation specificity with sensitivity >= {cfg.min_sensitivity:.2f}",
     }

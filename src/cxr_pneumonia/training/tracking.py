@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import get_settings
+from ..store.private import make_private
 from .config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,16 @@ class Tracker:
         self.out_dir = out_dir
         self._mlflow: Any = None
         try:
-            import mlflow
+            from ..registry.mlflow_env import import_mlflow
 
+            mlflow = import_mlflow()  # telemetry off before MLflow loads
             settings = get_settings()
             uri = settings.resolved_mlflow_uri
             if uri.startswith("sqlite:///"):
-                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(uri.removeprefix("sqlite:///")).parent
+                if folder == settings.data_dir.resolve():  # the service's data dir is private
+                    make_private(folder)
+                folder.mkdir(parents=True, exist_ok=True)
             mlflow.set_tracking_uri(uri)
             mlflow.set_experiment("cxr-pneumonia")
             run_id_file = out_dir / "mlflow_run_id"

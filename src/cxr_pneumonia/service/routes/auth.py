@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Form
 from fastapi.security import OAuth2PasswordRequestForm
 
-from ...store import accounts
+from ...store import accounts, mfa
 from ...store import audit as audit_chain
 from ...store.errors import AccountError
 from ...store.security import passwords
@@ -16,9 +16,10 @@ from ..deps import ContextDep, CurrentPrincipal, StateDep, only_form_fields
 from ..exceptions import Unauthorized
 from ..schemas.accounts import MeOut, PasswordChangeIn, TokenOut
 from ..schemas.common import AUTH, responses
+from ..signin import sign_in
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-_OAUTH_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret")
+_OAUTH_FIELDS = ("grant_type", "username", "password", "scope", "client_id", "client_secret", "otp")
 
 
 @router.post("/token", response_model=TokenOut, responses=responses(400, 401, 422, 429))
@@ -27,27 +28,37 @@ def login(
     state: StateDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     _fields: Annotated[None, Depends(only_form_fields(*_OAUTH_FIELDS))],
+    otp: Annotated[
+        str | None, Form(max_length=32, description="TOTP or recovery code, once enrolled")
+    ] = None,
 ) -> TokenOut:
-    # Every attempt counts against the address's anonymous limit: it is what slows password guessing.
-    state.limiter.hit(state.limiter.anonymous, "anonymous", ctx.client_key)
+    # Per account and per (account, address), with back-off: not per address (login_throttle.py).
+    state.login_throttle.before(form.username, ctx)
     with state.store.reading() as session:  # argon2 runs here, outside any write lock
         user = accounts.check_login(session, form.username, form.password)
         known = user is not None or accounts.user_exists(session, form.username)
     if user is not None and passwords.needs_rehash(user.password_hash):
         with state.store.transaction() as session:  # hashing parameters changed since it was set
             accounts.set_password(session, user.id, form.password)
+    signed = sign_in(state, user, otp) if user is not None else None  # the second factor, if enrolled
     state.store.audit(
         "login",
         actor=f"user:{form.username}" if known else "anonymous",
-        outcome="ok" if user else "denied",
+        outcome="ok" if signed and signed.gate.passed else "denied",
         client=ctx.client,
         request_id=ctx.request_id,
-        detail={} if user else {"reason": "wrong password or disabled" if known else "unknown user"},
+        detail=signed.detail
+        if signed
+        else {"reason": "wrong password or disabled" if known else "unknown user"},
     )
-    if user is None:
+    if signed is None:
+        state.login_throttle.failed(form.username, ctx)
         raise Unauthorized("wrong username or password, or the account is disabled")
-    token = state.tokens.issue(user.id, user.username)
-    return TokenOut(access_token=token, expires_in=int(state.tokens.lifetime.total_seconds()))
+    if signed.gate.passed:
+        state.login_throttle.succeeded(form.username, ctx)
+    else:  # a wrong or replayed second factor counts against the account like a wrong password
+        state.login_throttle.failed(form.username, ctx)
+    return signed.answer()
 
 
 @router.get("/me", response_model=MeOut, responses=responses(*AUTH))
@@ -73,6 +84,7 @@ def change_password(
     if user is not None:
         with state.store.transaction() as session:
             accounts.set_password(session, user.id, body.new_password)
+            mfa.clear_one_time(session, user.id)  # a password of their own: the token restriction ends
             audit_chain.append(
                 session,
                 action="change_password",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,12 +14,14 @@ from ...imaging import load
 from ...imaging.limits import Limits
 from ...imaging.xray import XRay
 from ...inference.heatmap import heatmap_png, overlay_png
+from ...integration.fhir import prediction_bundle
 from ...store import audit as audit_chain
+from ...store import references
 from ...store.db.models import PredictionRecord
 from ...store.errors import NotFound
 from ...store.records import PredictionFilter, add_review, get_prediction, heatmap_from_png, list_predictions
 from ..deps import CanReadHistory, CanReview, ContextDep, SessionDep, StateDep, audit_read
-from ..images import display_png
+from ..images import DISPLAY_MAX_SIDE, THUMBNAIL_MAX_SIDE, display_png
 from ..params import Moment, PredictionId
 from ..schemas.common import AUTH, responses
 from ..schemas.predictions import PredictionOut, PredictionPage, ReviewIn, ReviewOut
@@ -56,14 +60,25 @@ def list_history(
         ),
     ] = None,
     reviewed: bool | None = None,
+    reference: Annotated[
+        str | None, Query(max_length=64, description="the caller's reference, matched exactly")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> PredictionPage:
+    wanted = references.clean(reference)
     where = PredictionFilter(
-        label=label, refer=refer, source=source, since=since, until=until, model=model, reviewed=reviewed
+        label=label,
+        refer=refer,
+        source=source,
+        since=since,
+        until=until,
+        model=model,
+        reviewed=reviewed,
+        reference_hmac=state.store.reference_index(wanted) if wanted else None,
     )
     rows, total = list_predictions(session, where, limit=limit, offset=offset)
-    items = [prediction_out(row) for row in rows]
+    items = [_out(state, row) for row in rows]
     filters = {
         k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(where).items() if v is not None
     }
@@ -86,7 +101,7 @@ def read_prediction(
     session: SessionDep,
     prediction_id: PredictionId,
 ) -> PredictionOut:
-    out = prediction_out(_load_row(session, prediction_id))
+    out = _out(state, _load_row(session, prediction_id))
     audit_read(session, state, ctx, principal, "read_prediction", {"prediction_id": prediction_id})
     return out
 
@@ -103,12 +118,70 @@ def read_heatmap(
     session: SessionDep,
     prediction_id: PredictionId,
 ) -> Response:
-    row = _load_row(session, prediction_id)
-    if row.heatmap_png is None:
-        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    """The heatmap in colour (blue to red), on the package's fixed scale."""
+    row = _heatmap_row(session, prediction_id)
+    assert row.heatmap_png is not None
     body = heatmap_png(heatmap_from_png(row.heatmap_png))
     audit_read(session, state, ctx, principal, "read_heatmap", {"prediction_id": prediction_id})
     return Response(body, media_type="image/png")
+
+
+@router.get(
+    "/predictions/{prediction_id}/heatmap-grey.png",
+    response_class=Response,
+    responses={**PNG, **responses(404, *AUTH)},
+)
+def read_heatmap_grey(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    """The heatmap as stored: an 8-bit grey map at the model's input size, 255 = the package's
+    reference heat (``heatmap_reference``), for tools that apply their own colour map."""
+    row = _heatmap_row(session, prediction_id)
+    assert row.heatmap_png is not None
+    audit_read(session, state, ctx, principal, "read_heatmap", {"prediction_id": prediction_id, "grey": True})
+    return Response(row.heatmap_png, media_type="image/png")
+
+
+def _heatmap_row(session: Session, prediction_id: str) -> PredictionRecord:
+    row = _load_row(session, prediction_id)
+    if row.heatmap_png is None:
+        raise NotFound(f"prediction {prediction_id} has no heatmap")
+    return row
+
+
+FHIR_JSON = "application/fhir+json"
+
+
+@router.get(
+    "/predictions/{prediction_id}/fhir",
+    response_class=Response,
+    responses={
+        200: {"content": {FHIR_JSON: {}}, "description": "a FHIR R4B Bundle"},
+        **responses(404, *AUTH),
+    },
+)
+def read_fhir(
+    principal: CanReadHistory,
+    ctx: ContextDep,
+    state: StateDep,
+    session: SessionDep,
+    prediction_id: PredictionId,
+) -> Response:
+    """The prediction as a FHIR R4B Bundle (collection): a preliminary DiagnosticReport, an Observation
+    (SNOMED CT 233604007, calibrated probability, refer flag) and the model as a Device."""
+    bundle = prediction_bundle(_load_row(session, prediction_id))
+    audit_read(
+        session, state, ctx, principal, "read_prediction", {"prediction_id": prediction_id, "fhir": True}
+    )
+    return Response(json.dumps(bundle), media_type=FHIR_JSON)
+
+
+def _out(state: ServiceState, row: PredictionRecord) -> PredictionOut:
+    return prediction_out(row, reference=state.store.read_reference(row))
 
 
 def _stored_xray(state: ServiceState, session: Session, row: PredictionRecord) -> XRay:
@@ -120,7 +193,7 @@ def _stored_xray(state: ServiceState, session: Session, row: PredictionRecord) -
     png = state.store.read_image(session, row.image_sha256)
     if png is None:
         raise NotFound("the stored image is missing", code="not_stored")
-    return load(png, Limits(max_bytes=len(png) + 1, max_pixels=state.settings.max_pixels))
+    return load(png, replace(Limits.from_settings(state.settings), max_bytes=len(png) + 1))
 
 
 @router.get(
@@ -134,9 +207,13 @@ def read_image(
     state: StateDep,
     session: SessionDep,
     prediction_id: PredictionId,
+    size: Annotated[
+        Literal["display", "thumbnail"], Query(description="thumbnail: at most 128 px")
+    ] = "display",
 ) -> Response:
-    body = display_png(_stored_xray(state, session, _load_row(session, prediction_id)))
-    audit_read(session, state, ctx, principal, "read_image", {"prediction_id": prediction_id})
+    side = THUMBNAIL_MAX_SIDE if size == "thumbnail" else DISPLAY_MAX_SIDE
+    body = display_png(_stored_xray(state, session, _load_row(session, prediction_id)), side)
+    audit_read(session, state, ctx, principal, "read_image", {"prediction_id": prediction_id, "size": size})
     return Response(body, media_type="image/png")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -12,7 +13,7 @@ from ...monitoring.performance import reviewed_performance
 from .. import metrics
 from ..deps import CanReadModel, MetricsAccess, StateDep
 from ..schemas.common import AUTH, responses
-from ..schemas.system import CheckOut, LiveOut, ModelOut, ReadyOut
+from ..schemas.system import CheckOut, LiveOut, ModelCheckOut, ModelOut, ReadyOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
@@ -29,12 +30,18 @@ def live() -> LiveOut:
 @router.get("/health/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 def ready(state: StateDep) -> JSONResponse:
     """The model package was verified and loaded, and the database answers now."""
-    predictor = state.predictor
-    if predictor is None:
-        model = CheckOut(ok=False, detail=f"no model loaded: {state.model_error}")
+    champion = state.models.champion
+    if champion is None:
+        model = ModelCheckOut(ok=False, detail=f"no model loaded: {state.model_error}")
     else:
-        ref = predictor.model_ref
-        model = CheckOut(ok=True, detail=f"{ref.model_id} (sha256 {ref.sha256[:12]}…) verified at start")
+        ref = champion.predictor.model_ref
+        model = ModelCheckOut(
+            ok=True,
+            detail=f"{ref.model_id} (sha256 {ref.sha256[:12]}…) verified at load",
+            model_id=ref.model_id,
+            digest=ref.digest,
+            registry_version=ref.registry_version,
+        )
     try:
         state.store.ping()
         database = CheckOut(ok=True, detail=f"{state.store.engine.dialect.name} reachable")
@@ -43,7 +50,11 @@ def ready(state: StateDep) -> JSONResponse:
             ok=False, detail=f"{state.store.engine.dialect.name} unreachable: {type(exc).__name__}"
         )
     ok = model.ok and database.ok
-    body = ReadyOut(status="ready" if ok else "not_ready", model=model, database=database)
+    reasons = state.models.degraded()
+    status: Literal["ready", "degraded", "not_ready"] = (
+        ("degraded" if reasons else "ready") if ok else "not_ready"
+    )
+    body = ReadyOut(status=status, model=model, database=database, reasons=reasons)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 

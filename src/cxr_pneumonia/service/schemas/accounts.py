@@ -17,6 +17,12 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str | None = Field(
+        default=None, description="POST it to /auth/refresh for the next pair; good once"
+    )
+    restriction: str | None = Field(
+        default=None, description="password_change or mfa_enrolment: the token only allows that"
+    )
 
 
 class MeOut(BaseModel):

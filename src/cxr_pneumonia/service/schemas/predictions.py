@@ -22,6 +22,11 @@ class ModelRefOut(BaseModel):
     sha256: str
     preprocess_version: str
     model_id: str
+    digest: str | None = Field(
+        default=None, description="the model package digest (weights and decision rule)"
+    )
+    registry_version: str | None = None  # the registry version it was served as; None: a path
+    arm: str | None = None  # which model answered: champion or challenger (A/B)
 
 
 class TimingsOut(BaseModel):
@@ -48,6 +53,12 @@ class PredictionOut(BaseModel):
     source: str
     caller: str
     label: Literal["normal", "pneumonia"]
+    headline: str = Field(
+        description="what to show first: the warning for an input outside the training population, else label and p"
+    )
+    outside_population: bool = Field(
+        description="the input is atypical or outside the package's intended population: referred"
+    )
     p_pneumonia: float
     p_bacterial: float
     p_viral: float
@@ -67,8 +78,18 @@ class PredictionOut(BaseModel):
     cached: bool
     disclaimer: str
     heatmap_url: str
+    heatmap_grey_url: str = Field(description="the heatmap as an 8-bit grey PNG, on the package's scale")
+    heatmap_peak: float | None = Field(default=None, description="the raw Grad-CAM peak of this image")
+    heatmap_reference: float | None = Field(
+        default=None,
+        description="the raw value shown as full heat (package-wide); None: scaled by its own peak",
+    )
     image_url: str | None = Field(description="the radiograph, when images are kept (CXR_STORE_IMAGES)")
     overlay_url: str | None = Field(description="the heatmap over the radiograph, when images are kept")
+    thumbnail_url: str | None = Field(default=None, description="a 128 px radiograph, when images are kept")
+    reference: str | None = Field(
+        default=None, description="the caller's reference given at POST /predict (stored encrypted)"
+    )
     reviews: list[ReviewOut]
     preview: str | None = Field(
         default=None,

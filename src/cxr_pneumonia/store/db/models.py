@@ -71,9 +71,20 @@ class PredictionRecord(Base):
     timings: Mapped[dict[str, Any]] = mapped_column(JSON)
     cached: Mapped[bool] = mapped_column(Boolean)
     heatmap_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # 8-bit grey, model size
+    # Revision 0002: the package digest, and the raw Grad-CAM peak and the package's reference scale
+    # (None on older rows, and for version 1 packages, whose maps are scaled by their own peak).
+    model_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    heatmap_peak: Mapped[float | None] = mapped_column(Double, nullable=True)
+    heatmap_reference: Mapped[float | None] = mapped_column(Double, nullable=True)
     image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))
+    # The caller's own reference (an accession number, say), sealed like images (store/references.py)
+    # with an HMAC beside it for exact-match search; never in the audit chain or the digest.
+    reference_nonce: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reference_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     reviews: Mapped[list[Review]] = relationship(
         back_populates="prediction", order_by="Review.id", lazy="selectin"
@@ -130,6 +141,107 @@ class StoredImage(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """A caller's Idempotency-Key and the prediction it produced (one row per accepted batch item),
+    written in the prediction's own transaction so a retry can never make a second record."""
+
+    __tablename__ = "idempotency_keys"
+
+    caller: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    item: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 for /predict; the index in a batch
+    request_sha256: Mapped[str] = mapped_column(String(64))  # route, parameters and every file's sha256
+    prediction_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ShadowPrediction(Base):
+    """A shadow model's answer to an input another model answered: stored, never returned or sent."""
+
+    __tablename__ = "shadow_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    model_digest: Mapped[str] = mapped_column(String(64), index=True)
+    registry_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: the shadow refused it
+    p_pneumonia: Mapped[float | None] = mapped_column(Double, nullable=True)
+    refer: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the refusal's code
+    inference_ms: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class OneTimePassword(Base):
+    """A user whose password was generated and shown once (the first admin): until it is changed,
+    the user's tokens only allow setting a new password."""
+
+    __tablename__ = "one_time_passwords"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TotpSecret(Base):
+    """A user's TOTP seed (RFC 6238), AES-GCM encrypted with the store's key. ``last_step`` is the
+    newest 30-second step accepted, so a code seen once is refused within its window."""
+
+    __tablename__ = "totp_secrets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code (80 random bits, so its sha256 is enough, as for API keys)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RefreshToken(Base):
+    """A refresh token (only its sha256): used once, it is replaced by the next of its family; a used
+    one presented again revokes the whole family (someone copied it)."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class JwtKey(Base):
+    """A JWT signing key (named by ``kid``), AES-GCM encrypted with the store's key, in the database
+    so that every replica signs and verifies with the same keys. The newest signs; an older one still
+    verifies until ``retires_at``."""
+
+    __tablename__ = "jwt_keys"
+
+    kid: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.

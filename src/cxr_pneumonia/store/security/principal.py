@@ -14,6 +14,9 @@ class Principal:
     id: str  # user id or key id
     name: str  # username or key name
     role: Role
+    # A user token that only opens the way out of a state: "password_change" (a one-time password) or
+    # "mfa_enrolment" (the role requires a second factor not yet enrolled). None: the role's rights.
+    restriction: str | None = None
 
     @property
     def actor(self) -> str:

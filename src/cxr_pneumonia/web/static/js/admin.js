@@ -2,6 +2,7 @@
 
 import { request } from "./api.js";
 import { $, announce, confirmAction, formatDateTime, h, hideMessage, setBusy, showError, cell } from "./dom.js";
+import { loadModels, resetModels } from "./models.js";
 import { roleWords } from "./words.js";
 
 let me = null;
@@ -19,12 +20,13 @@ export function resetAdmin() {
   $("#keys-table tbody").replaceChildren();
   $("#user-form").reset();
   $("#key-form").reset();
+  resetModels();
 }
 
 export async function loadAdmin(principal) {
   me = principal;
   hideMessage($("#admin-error"));
-  await Promise.all([loadUsers(), loadKeys()]);
+  await Promise.all([loadUsers(), loadKeys(), loadModels()]);
 }
 
 async function loadUsers() {

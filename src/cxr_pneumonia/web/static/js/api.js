@@ -4,7 +4,7 @@
 
 const BASE = new URL("api/v1/", document.baseURI);
 
-let credential = null; // {kind: "token", token} | {kind: "key", key}
+let credential = null; // {kind: "token", token, refresh} | {kind: "key", key}
 const listeners = new Set();
 
 export class ApiError extends Error {
@@ -24,8 +24,19 @@ export function onUnauthorized(listener) {
   listeners.add(listener);
 }
 
-export function setToken(token) {
-  credential = { kind: "token", token };
+export function setToken(token, refresh = null) {
+  credential = { kind: "token", token, refresh };
+}
+
+/** Sign out on the server too: the refresh token's family, and the access token with it, are revoked. */
+export async function revokeSession() {
+  const refresh = credential && credential.kind === "token" ? credential.refresh : null;
+  if (!refresh) return;
+  try {
+    await request("auth/logout", { method: "POST", json: { refresh_token: refresh } });
+  } catch {
+    // Already expired or revoked: nothing is left to end.
+  }
 }
 
 export function setApiKey(key) {

@@ -8,9 +8,10 @@ import { $, $$, announce, focusHeading, h, hideMessage, setBusy, showError, show
 import { initHistory, loadHistory, resetHistory } from "./history.js";
 import { initMonitoring, loadMonitoring } from "./monitoring.js";
 import { renderResult, resultSentence } from "./result.js";
+import { initSecurity, openSecurity } from "./security.js";
 import { roleWords } from "./words.js";
 
-const VIEWS = ["signin", "analyse", "result", "history", "admin", "audit", "monitoring", "notfound"];
+const VIEWS = ["signin", "security", "analyse", "result", "history", "admin", "audit", "monitoring", "notfound"];
 const NEEDS = {
   analyse: "predict", history: "read_history", result: "read_history", admin: "manage", audit: "read_audit",
   monitoring: "read_audit",
@@ -102,6 +103,7 @@ async function signedIn() {
   $("#account-role").textContent = roleWords(me.role);
   $("#account").hidden = false;
   $("#open-password").hidden = me.kind !== "user";
+  $("#open-mfa").hidden = me.kind !== "user" || (await api.request("auth/mfa")).enrolled;
   for (const item of $$("#nav li")) item.hidden = !can(item.dataset.perm);
   $("#nav").hidden = false;
   setAnalyseContext({ canReview: can("review") });
@@ -130,6 +132,7 @@ function watchExpiry(seconds) {
 }
 
 function signOut(message) {
+  api.revokeSession();
   for (const timer of expiryTimers) clearTimeout(timer);
   expiryTimers = [];
   $("#flash").hidden = true;
@@ -144,6 +147,7 @@ function signOut(message) {
   $("#result-host").replaceChildren();
   $("#account").hidden = true;
   $("#nav").hidden = true;
+  $("#signin-otp-field").hidden = true;
   loadHealth();
   $("#model-card").hidden = true;
   $("#signin-form").reset();
@@ -217,25 +221,37 @@ function initSignIn() {
     const button = form.querySelector("button[type=submit]");
     setBusy(button, true, "Signing in…");
     try {
-      const token = await api.request("auth/token", { method: "POST", form: { username, password } });
-      api.setToken(token.access_token);
-      watchExpiry(Number(token.expires_in));
+      await signInWith(username, password, form.elements.otp.value.trim());
       form.reset();
+      $("#signin-otp-field").hidden = true;
       hideMessage(box);
-      await signedIn();
     } catch (error) {
       api.clearCredential();
       me = null;
-      if (error.status === 401) {
-        showMessage(box, "Wrong username or password, or the account is disabled.", "error");
+      if (error.code === "mfa_required" || error.code === "mfa_invalid") {
+        $("#signin-otp-field").hidden = false;
+        showMessage(box, error.code === "mfa_required"
+          ? "Enter the code from your authenticator app (or a recovery code)."
+          : "That code is wrong or was already used. Enter the code the app shows now.", "error");
+        form.elements.otp.value = "";
+        form.elements.otp.focus();
       } else {
-        showError(box, error, "Sign-in failed");
+        if (error.status === 401) {
+          showMessage(box, "Wrong username or password, or the account is disabled.", "error");
+        } else {
+          showError(box, error, "Sign-in failed");
+        }
+        form.elements.password.value = "";
+        form.elements.password.focus();
       }
-      form.elements.password.value = "";
-      form.elements.password.focus();
     } finally {
       setBusy(button, false);
     }
+  });
+
+  $("#open-mfa").addEventListener("click", () => {
+    showView("security");
+    openSecurity(null, null, () => route());
   });
 
   $("#apikey-form").addEventListener("submit", async (event) => {
@@ -281,6 +297,39 @@ function flash(text, seconds = 8, kind = "success") {
   }, seconds * 1000);
 }
 
+/** Sign in; a token restricted to replacing a one-time password or enrolling a second factor opens
+ * that step first, and the sign-in starts again once it is done. */
+async function signInWith(username, password, otp) {
+  const fields = otp ? { username, password, otp } : { username, password };
+  const token = await api.request("auth/token", { method: "POST", form: fields });
+  api.setToken(token.access_token, token.refresh_token);
+  if (!token.restriction) {
+    watchExpiry(Number(token.expires_in));
+    await signedIn();
+    return;
+  }
+  $("#account-name").textContent = username;
+  $("#account-role").textContent = "";
+  $("#account").hidden = false;
+  showView("security");
+  document.title = "Sign-in security · CXR Pneumonia Detector";
+  openSecurity(token.restriction, { username, password }, async (next, again) => {
+    api.clearCredential();
+    if (again && again.password) {
+      try {
+        await signInWith(again.username, again.password, "");
+        return;
+      } catch (error) {
+        if (error.code !== "mfa_required") throw error;
+      }
+    }
+    signOut("Two-step sign-in is on. Sign in with your password and a code from your authenticator app.");
+    $("#signin-form").elements.username.value = again ? again.username : username;
+    $("#signin-otp-field").hidden = false;
+    $("#signin-form").elements.password.focus();
+  });
+}
+
 function initPasswordDialog() {
   const dialog = $("#password-dialog");
   const form = $("#password-form");
@@ -316,6 +365,7 @@ function initPasswordDialog() {
 
 function init() {
   initSignIn();
+  initSecurity();
   initPasswordDialog();
   initAnalyse();
   initHistory();

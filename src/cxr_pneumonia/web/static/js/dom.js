@@ -157,6 +157,15 @@ const ICONS = {
   ],
 };
 
+/** An SVG element (namespaced) with its attributes. */
+export function svgElement(tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value !== null && value !== undefined) el.setAttribute(key, String(value));
+  }
+  return el;
+}
+
 /** A decorative inline SVG icon (aria-hidden). */
 export function icon(name, className) {
   const svg = document.createElementNS(SVG, "svg");
@@ -164,11 +173,7 @@ export function icon(name, className) {
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
   svg.setAttribute("class", `icon ${className || ""}`.trim());
-  for (const [tag, attrs] of ICONS[name] || []) {
-    const el = document.createElementNS(SVG, tag);
-    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
-    svg.append(el);
-  }
+  for (const [tag, attrs] of ICONS[name] || []) svg.append(svgElement(tag, attrs));
   return svg;
 }
 

@@ -1,6 +1,6 @@
 // The history: past predictions with filters and paging; a row opens the result view.
 
-import { request } from "./api.js";
+import { fetchBlob, request } from "./api.js";
 import { $, announce, errorContent, formatDateTime, h, hideMessage, localDayStart, percent, showError, cell } from "./dom.js";
 import { callerWords } from "./result.js";
 import { labelWords, sourceWords, subtypeWords } from "./words.js";
@@ -75,7 +75,7 @@ export async function loadHistory(fromPager = false) {
     total = page.total;
     body.replaceChildren(...page.items.map(row));
     if (!page.items.length) {
-      body.append(h("tr", { class: "empty" }, h("td", { colspan: "7" },
+      body.append(h("tr", { class: "empty" }, h("td", { colspan: "8" },
         total ? "No results on this page." : "No results match these filters.")));
     }
     const first = page.items.length ? offset + 1 : 0;
@@ -97,6 +97,16 @@ export async function loadHistory(fromPager = false) {
   }
 }
 
+/** A small radiograph (only when images are kept), fetched with the credential like every image. */
+function thumbnail(item) {
+  if (!item.thumbnail_url) return null;
+  const img = h("img", { class: "thumb", alt: "", width: 48, height: 48, "data-testid": "thumbnail" });
+  fetchBlob(item.thumbnail_url)
+    .then((blob) => { img.src = URL.createObjectURL(blob); })
+    .catch(() => img.remove());
+  return img;
+}
+
 function row(item) {
   const href = `#/result/${item.id}`;
   const pneumonia = item.label === "pneumonia";
@@ -108,6 +118,8 @@ function row(item) {
     "tr",
     { class: `clickable ${item.refer ? "flagged" : ""}`, "data-id": item.id },
     cell("Date", null, h("a", { href, class: "row-link" }, formatDateTime(item.created_at))),
+    cell("Reference", null, thumbnail(item),
+      item.reference ? h("span", { "data-testid": "reference" }, item.reference) : h("span", { class: "muted" }, "—")),
     cell("Result", null,
       h("span", { class: `tag ${pneumonia ? "tag-pneumonia" : "tag-normal"}` }, labelWords(item.label)),
       pneumonia && item.subtype

@@ -70,7 +70,8 @@ async function paintHeatmap(canvas, blob) {
 
 function referText(prediction) {
   const set = prediction.prediction_set || [];
-  const atypical = (prediction.findings || []).some((f) => f.code === "atypical_input");
+  const atypical = (prediction.findings || []).some(
+    (f) => f.code === "atypical_input" || f.code === "outside_intended_population");
   if (atypical && set.length === 1) {
     return "This image is unlike the chest X-rays the model learnt from (children aged 1–5), so its answer may not hold. A radiologist should read it.";
   }
@@ -141,8 +142,12 @@ function subtypeBlock(prediction) {
       h("div", { class: "split-viral", style: { width: `${(pv / total) * 100}%` } }),
     ),
     h("p", { class: "split-legend" },
-      h("span", null, h("i", { class: "swatch swatch-bacterial", "aria-hidden": "true" }), `Bacterial ${percent(pb)}`),
-      h("span", null, h("i", { class: "swatch swatch-viral", "aria-hidden": "true" }), `Viral ${percent(pv)}`)),
+      h("span", null, h("i", { class: "swatch swatch-bacterial", "aria-hidden": "true" }), "Bacterial"),
+      h("span", null, h("i", { class: "swatch swatch-viral", "aria-hidden": "true" }), "Viral")),
+    // One number on the card (the share above), explained once: two sets of percentages read as two answers.
+    h("p", { class: "hint", "data-testid": "subtype-explained" },
+      "The bar splits the pneumonia probability between the two patterns the model was trained on. "
+      + "It is a pattern on the image, not a microbiology result."),
   );
 }
 
@@ -335,9 +340,11 @@ export function renderResult(host, prediction, options = {}) {
   const toggleId = `heat-toggle-${n}`;
   const sliderId = `heat-opacity-${n}`;
   const outputId = `heat-opacity-value-${n}`;
-  // Each heatmap is scaled to its own peak, so the faint evidence behind a "no pneumonia" result is drawn
-  // as hot as a consolidation: shown on request only, with a word of warning.
-  const heatOnAtFirst = pneumonia;
+  // A package with a heatmap reference draws every map on one scale: a normal radiograph shows little heat,
+  // so the map is on from the start. Older packages scale each map to its own peak, so the faint evidence
+  // behind a "no pneumonia" result is drawn as hot as a consolidation: shown on request only, with a warning.
+  const fixedScale = prediction.heatmap_reference != null;
+  const heatOnAtFirst = pneumonia || fixedScale;
   const toggle = h("input", { type: "checkbox", id: toggleId, role: "switch", checked: heatOnAtFirst });
   const slider = h("input", {
     type: "range", id: sliderId, min: "0", max: "100", step: "5", value: String(DEFAULT_OPACITY),
@@ -374,6 +381,9 @@ export function renderResult(host, prediction, options = {}) {
     h("span", { class: "legend-ends", "aria-hidden": "true" }, h("span", null, "less"), h("span", null, "more")),
     h("p", { class: "legend-text" },
       "The heatmap shows where the model found evidence of pneumonia (Grad-CAM). It is not an outline of disease.",
+      fixedScale
+        ? h("span", { "data-testid": "heat-scale" }, " Colours mean the same on every image: full red is the heat of a clear pneumonia.")
+        : null,
       heatOnAtFirst ? null : h("strong", { class: "legend-caution" },
         " With no pneumonia found, the map only stretches faint evidence to full colour, so it is off at first.")),
   );
@@ -382,8 +392,14 @@ export function renderResult(host, prediction, options = {}) {
     h("figcaption", { class: "visually-hidden" }, "The radiograph with the model's heatmap over it"));
 
   const titleId = `result-title-${n}`;
-  const heading = h(options.heading || "h2", { class: `verdict ${pneumonia ? "pneumonia" : "normal"}`, id: titleId,
-    "data-testid": "verdict" }, labelWords(prediction.label));
+  // Outside the training population the warning is the headline, never "Pneumonia" in red: the model's
+  // numbers mean little there, and come below it.
+  const outside = Boolean(prediction.outside_population);
+  const heading = outside
+    ? h(options.heading || "h2", { class: "verdict outside", id: titleId, "data-testid": "verdict" },
+        "Outside the population this model was trained for — refer")
+    : h(options.heading || "h2", { class: `verdict ${pneumonia ? "pneumonia" : "normal"}`, id: titleId,
+        "data-testid": "verdict" }, labelWords(prediction.label));
   const banner = prediction.refer
     ? h("div", { class: "refer-banner", role: "alert", "data-testid": "refer" },
         icon("warning", "refer-icon"),
@@ -395,7 +411,11 @@ export function renderResult(host, prediction, options = {}) {
     banner,
     h("p", { class: "eyebrow" }, "Model result"),
     heading,
-    pneumonia ? null : h("p", { class: "verdict-sub" }, "No radiographic sign of pneumonia found by the model."),
+    outside
+      ? h("p", { class: "verdict-sub", "data-testid": "outside-sub" },
+          `The model's own reading, for reference only: ${labelWords(prediction.label).toLowerCase()}, `,
+          `probability of pneumonia ${percent(prediction.p_pneumonia)}.`)
+      : pneumonia ? null : h("p", { class: "verdict-sub" }, "No radiographic sign of pneumonia found by the model."),
     subtypeBlock(prediction),
     probabilityMeter(prediction),
     findingsBlock(prediction),

@@ -142,6 +142,8 @@ export function roleWords(role) {
 export const FINDING_WORDS = {
   atypical_input:
     "Unlike the images the model learnt from (chest X-rays of children aged 1–5): treat this result with extra caution.",
+  outside_intended_population:
+    "Outside the population the model was made for (its card: children aged 1–5, frontal chest X-rays): refer.",
   low_resolution: "Low resolution: the image is smaller than the model's input, so fine detail may be lost.",
   secondary_capture: "Secondary capture: this is a copy (e.g. a screenshot) of a radiograph, not the original.",
   no_modality: "The DICOM file does not say what kind of image it is.",

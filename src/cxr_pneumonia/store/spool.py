@@ -1,5 +1,7 @@
-"""The work queue of received instances: written before the C-STORE is acknowledged, removed after
-the instance has been analysed, so an instance acknowledged before a crash is analysed on restart."""
+"""The work queue of received DICOM instances (C-STORE to the DICOM node, STOW-RS to the service):
+written before the store is acknowledged, removed after the instance has been analysed (by the DICOM
+node), so an instance acknowledged before a crash is analysed on restart. Several nodes may share one
+spool: each instance is analysed by the one that claims it (:func:`.fsio.claim`)."""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ class Spool:
     they appear in logs, and sort in arrival order.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, clean: bool = True) -> None:
+        """``clean``: delete partial files a crash left (the nodes, which own the spool, do; a partial
+        being written is locked, so no node removes another writer's file)."""
         self.root = root
         self.incoming = root / "incoming"
         self.kept = root / "kept"
         self.failed = root / "failed"
         self.incoming.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(self.incoming)
+        if clean:
+            remove_stale_partials(self.incoming)
 
     def put(self, part10: bytes) -> Path:
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.dcm"
