@@ -44,7 +44,7 @@ def test_reference_command_then_replay(kermany: Path, bundled_model_path: Path, 
     old = ModelPackage.open(bundled_model_path).manifest
     assert {REFERENCE_NAME, SUMMARY_NAME} <= set(package.manifest.files)
     assert package.manifest.parent == {"digest": old.digest, "model_id": old.model_id, "relation": RELATION}
-    assert package.manifest.version == "1.0.0+mon1" and summary["digest"] != old.digest
+    assert package.manifest.version == f"{old.version}+mon1" and summary["digest"] != old.digest
     reference = Reference.in_package(package)
     assert reference is not None and reference.size == 40 and reference.features.shape[1] == 12
     # the projection of a prediction's pooled features is what the reference holds for that image
