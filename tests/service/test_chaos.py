@@ -24,7 +24,6 @@ from cxr_pneumonia.store.db.models import AuditEvent, PredictionRecord
 
 from .conftest import API, assert_error_body
 from .proxy import PausableProxy
-from .test_postgres import postgres_url  # noqa: F401 - the fixture: a fresh database on the test server
 from .test_serve import _first_login, serving
 
 pytestmark = pytest.mark.slow
@@ -93,7 +92,7 @@ def test_kill_9_under_load_loses_and_alters_nothing_answered(
 
 
 @pytest.mark.postgres
-def test_the_database_away_for_a_while(make_service, postgres_url: str, chest_jpeg: bytes) -> None:  # noqa: F811
+def test_the_database_away_for_a_while(make_service, postgres_url: str, chest_jpeg: bytes) -> None:
     direct = make_url(postgres_url)
     proxy = PausableProxy(direct.host or "127.0.0.1", direct.port or 5432)
     try:
