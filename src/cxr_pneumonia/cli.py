@@ -14,7 +14,8 @@ from rich.progress import Progress
 from rich.table import Table
 from typer.core import TyperArgument, TyperOption
 
-from . import __version__  # config first: it turns library telemetry off
+from . import __version__
+from . import config as _telemetry_off  # noqa: F401 - imported first: it turns library telemetry off
 from .errors import CXRError
 
 if TYPE_CHECKING:

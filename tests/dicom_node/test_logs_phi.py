@@ -100,7 +100,7 @@ def test_the_rest_api_logs_no_patient_identifier(
             "model_version",
         } <= set(first)
         assert first["request_id"] == one.headers["x-request-id"] and first["status"] == 200
-        assert first["model_version"] == "1.0.0"
+        assert first["model_version"] == "2.0.0"
 
 
 @pytest.mark.dcmtk

@@ -49,7 +49,7 @@ def test_ab_by_study_and_a_silent_shadow(
     for record in records:
         study = record.extra["study_instance_uid"]
         arms.setdefault(study, set()).add(record.extra["model"]["arm"])
-        assert record.model_version == ("1.1.0" if record.extra["model"]["arm"] == "challenger" else "1.0.0")
+        assert record.model_version == ("1.1.0" if record.extra["model"]["arm"] == "challenger" else "2.0.0")
     for study, seen in arms.items():
         assert seen == {"challenger" if in_challenger_arm(study, 50) else "champion"}
     assert {p.prediction_id for p in shadows} == {r.id for r in records}  # every answer shadowed

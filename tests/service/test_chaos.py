@@ -24,15 +24,14 @@ from cxr_pneumonia.store.db.models import AuditEvent, PredictionRecord
 
 from .conftest import API, assert_error_body
 from .proxy import PausableProxy
-from .test_serve import _first_login, serving
+from .test_serve import _admin_bearer, _first_login, serving
 
 pytestmark = pytest.mark.slow
 
 
 def _clinician_key(url: str, username: str, password: str) -> str:
     with httpx.Client(base_url=url, timeout=30) as client:
-        token = client.post(f"{API}/auth/token", data={"username": username, "password": password})
-        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        bearer = _admin_bearer(client, username, password)  # the printed password must be changed first
         made = client.post(f"{API}/keys", json={"name": "chaos", "role": "clinician"}, headers=bearer)
         assert made.status_code == 201, made.text
         return str(made.json()["api_key"])

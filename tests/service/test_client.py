@@ -23,6 +23,7 @@ from cxr_pneumonia.client import ApiError, AuthError, Client, ServerUnavailable
 from cxr_pneumonia.client import models as client_models
 from cxr_pneumonia.errors import InputError, RejectedImage
 from cxr_pneumonia.store.db.base import utcnow
+from cxr_pneumonia.store.jwt_keys import static_key
 
 from .serving import Server, free_port, serving
 
@@ -188,11 +189,17 @@ def test_an_expired_token_is_refused(served: tuple[Server, str]) -> None:
     now = utcnow()
     claims = {"sub": "1", "name": "admin", "iss": "cxr-pneumonia", "typ": "access", "jti": "t",
               "iat": now - timedelta(hours=2), "exp": now - timedelta(hours=1)}  # fmt: skip
-    expired = jwt.encode(claims, SECRET, algorithm="HS256")
+    key = static_key(SECRET)  # CXR_JWT_SECRET: the one static signing key, named by its kid
+    expired = jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
     with Client(server.url, token=expired) as old, pytest.raises(AuthError) as denied:
         old.predictions()
     assert denied.value.code == "unauthorized" and denied.value.http_status == 401
-    fresh = jwt.encode({**claims, "iat": now, "exp": now + timedelta(minutes=5)}, SECRET, algorithm="HS256")
+    fresh = jwt.encode(
+        {**claims, "iat": now, "exp": now + timedelta(minutes=5)},
+        key.secret,
+        algorithm="HS256",
+        headers={"kid": key.kid},
+    )
     with Client(server.url, token=fresh) as current:  # the same claims in date are accepted
         assert current.predictions(limit=1).limit == 1
 

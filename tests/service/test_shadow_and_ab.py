@@ -46,7 +46,7 @@ def test_shadow_answers_are_stored_linked_and_never_returned(
     # a lower temperature sharpens the probabilities: the shadow's differ, from the same weights
     assert any(abs(r.p_pneumonia - a["p_pneumonia"]) > 1e-4 for r, a in zip(rows, answered, strict=True))
     record = service.client.get(f"{API}/predictions/{answered[0]['id']}", headers=service.key("admin")).json()
-    assert record["model"]["version"] == "1.0.0" and "1.1.0" not in json.dumps(record)
+    assert record["model"]["version"] == "2.0.0" and "1.1.0" not in json.dumps(record)
 
     reviewer = service.key("clinician")
     truth = service.client.post(
@@ -103,7 +103,7 @@ def test_the_ab_split_is_deterministic_by_sha256_and_near_its_percentage(
         body = service.predict(data, clinician).json()
         expected = "challenger" if in_challenger_arm(hashlib.sha256(data).hexdigest(), 30) else "champion"
         assert body["model"]["arm"] == expected
-        assert body["model"]["version"] == ("1.1.0" if expected == "challenger" else "1.0.0")
+        assert body["model"]["version"] == ("1.1.0" if expected == "challenger" else "2.0.0")
         seen.add(expected)
     assert seen == {"champion", "challenger"}
     again = service.predict(variants[0], clinician).json()

@@ -134,7 +134,9 @@ def test_the_storage_form_of_a_dicom_keeps_pixels_and_drops_the_header(
     eight_bit = load(dicom_chest)
     png = storage_png(eight_bit)
     assert png.startswith(b"\x89PNG") and b"DICM" not in png
-    assert (load(png).pixels == eight_bit.pixels).all()  # 8-bit source: lossless
+    # 8-bit source, stored at 8 bits: at most one grey step apart (the decoded pixels are windowed to
+    # the image's own range, so they need not sit on the 1/255 grid)
+    assert abs(load(png).pixels - eight_bit.pixels).max() <= 1 / 255 + 1e-6
 
     deep = load(pydicom_data_file("RG1_UNCR.dcm"))  # 15-bit CR chest
     deep_png = storage_png(deep)

@@ -161,9 +161,10 @@ class Client:
         return body
 
     def models(self) -> list[dict[str, Any]]:
-        """GET /models: the model registry's entries (a route of the model registry)."""
+        """GET /models: the loaded models (champion, challenger, shadow) with their registry version,
+        digest and card link."""
         body = self._request("GET", f"{API}/models").json()
-        items = body.get("items", body) if isinstance(body, dict) else body
+        items = body.get("models", []) if isinstance(body, dict) else body
         return list(items)
 
     def current_model(self) -> dict[str, Any]:

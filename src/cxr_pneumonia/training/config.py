@@ -25,7 +25,10 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     dropout: float = 0.2
     label_smoothing: float = 0.05
-    patience: int = 4  # epochs without a better validation AUROC before stopping
+    patience: int = 4  # epochs without a better validation score before stopping
+    # What "better" means for keeping best.pt: "val_auroc" (higher) or "val_loss" (lower; a proper
+    # scoring rule that still ranks epochs once validation AUROC saturates near 1).
+    selection_metric: str = "val_auroc"
     val_fraction: float = 0.15
     # "random": a seeded, stratified patient split; "earliest": the earliest patient ids of every
     # series (data.splits.earliest_patients_split; docs/training.md says why).

@@ -82,9 +82,23 @@ class EpochRecord:
 class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0
-    best_auroc: float = -1.0
+    best_score: float = -math.inf  # selection_score of best_epoch: higher is better
     best_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def best_record(self) -> dict[str, float]:
+        return next((h for h in self.history if h["epoch"] == self.best_epoch), {})
+
+
+SELECTION_METRICS = ("val_auroc", "val_loss")
+
+
+def selection_score(record: dict[str, float], metric: str) -> float:
+    """The epoch's score under ``metric``, higher is better (NaN when undefined)."""
+    if metric not in SELECTION_METRICS:
+        raise ValueError(f"selection_metric must be one of {SELECTION_METRICS}, not {metric!r}")
+    value = float(record[metric])
+    return value if metric == "val_auroc" else -value
 
 
 @torch.no_grad()
@@ -151,7 +165,7 @@ def train_epochs(
     warmup_steps = max(1, int(cfg.warmup_epochs * steps_per_epoch))
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if epoch - state.best_epoch > cfg.patience and state.best_epoch > 0:
-            log.info("early stop: no better validation AUROC for %d epochs", cfg.patience)
+            log.info("early stop: no better %s for %d epochs", cfg.selection_metric, cfg.patience)
             break
         started = time.monotonic()
         # Seed per epoch (augmentation and shuffling) so a resumed run repeats an uninterrupted one.
@@ -185,10 +199,11 @@ def train_epochs(
         )
         state.epoch = epoch
         state.history.append(record.as_dict())
-        # The first epoch always counts as best, so a package exists even when AUROC is undefined.
-        improved = state.best_epoch == 0 or (not math.isnan(val_auc) and val_auc > state.best_auroc)
+        # The first epoch always counts as best, so a package exists even when the score is undefined.
+        score = selection_score(record.as_dict(), cfg.selection_metric)
+        improved = state.best_epoch == 0 or (not math.isnan(score) and score > state.best_score)
         if improved:
-            state.best_auroc, state.best_epoch = val_auc, epoch
+            state.best_score, state.best_epoch = score, epoch
             torch.save({"model": scored.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
         save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state, ema)
         on_epoch(record)
@@ -232,4 +247,14 @@ def load_checkpoint(
     torch.set_rng_state(data["rng"]["torch"])
     np.random.set_state(data["rng"]["numpy"])
     random.setstate(data["rng"]["python"])
-    return TrainState(**data["state"])
+    saved = dict(data["state"])
+    saved.pop("best_auroc", None)  # checkpoints before selection_metric: rescored below
+    return TrainState(**saved)
+
+
+def rescore_best(state: TrainState, metric: str) -> None:
+    """Score the kept best.pt epoch under ``metric``, so a resumed run may change what it selects on:
+    best.pt stays the incumbent and a later epoch replaces it only if it scores higher."""
+    record = state.best_record()
+    if record:
+        state.best_score = selection_score(record, metric)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from .loop import (
     load_checkpoint,
     make_ema,
     predict_logits,
+    rescore_best,
     seed_everything,
     train_epochs,
     validation_scores,
@@ -170,9 +172,8 @@ def _train(
         last = checkpoint_dir / "last.pt"
         if resume and last.exists():
             state = load_checkpoint(last, model, optimizer, ema)
-            log.info(
-                "resumed after epoch %d (best %.4f at %d)", state.epoch, state.best_auroc, state.best_epoch
-            )
+            rescore_best(state, cfg.selection_metric)
+            log.info("resumed after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
 
         tracker = Tracker(cfg, out_dir, manifest.version_id)
         tracker.log_params(
@@ -194,7 +195,7 @@ def _train(
             progress.update(
                 epoch_task,
                 completed=record.epoch,
-                info=f"val AUROC {record.val_auroc:.4f} (best {max(state.best_auroc, record.val_auroc):.4f})",
+                info=f"val AUROC {record.val_auroc:.4f}, loss {record.val_loss:.4f}",
             )
             progress.reset(step_task)
 
@@ -245,7 +246,7 @@ def _train(
     tracker.log_metrics({f"final_{k}": v for k, v in fitted["metrics"].items() if isinstance(v, float)})
     tracker.finish(package_dir, state.history)
     console.print(f"[green]Model package written to {package_dir}")
-    return TrainResult(out_dir, package_dir, state.best_epoch, state.best_auroc)
+    return TrainResult(out_dir, package_dir, state.best_epoch, state.best_record().get("val_auroc", math.nan))
 
 
 def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:

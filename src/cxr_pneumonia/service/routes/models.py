@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Path, Query, Response
 
 from ...errors import CXRError
 from ...registry.agreement import agreement
@@ -62,17 +61,17 @@ def compare(
 
 @router.get(
     "/models/{model_id}/card",
-    response_class=PlainTextResponse,
+    response_class=Response,  # errors stay JSON (documented as such); the card is Markdown
     responses={200: {"content": {"text/markdown": {}}}, **responses(404, *AUTH)},
 )
 def model_card(
     _principal: CanReadModel, state: StateDep, model_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12,64}$")]
-) -> PlainTextResponse:
+) -> Response:
     """The model card (Markdown) of a served model, by its id from GET /models."""
     served = state.models.find(model_id)
     if served is None:
         raise UnknownModel(f"no served model has the id {model_id}")
-    return PlainTextResponse(served.predictor.package.card_text(), media_type="text/markdown")
+    return Response(served.predictor.package.card_text(), media_type="text/markdown")
 
 
 @router.post("/admin/models/reload", response_model=ReloadOut, responses=responses(*AUTH))

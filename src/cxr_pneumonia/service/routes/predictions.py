@@ -40,7 +40,7 @@ def _load_row(session: Session, prediction_id: str) -> PredictionRecord:
     return row
 
 
-@router.get("/predictions", response_model=PredictionPage, responses=responses(*AUTH))
+@router.get("/predictions", response_model=PredictionPage, responses=responses(400, *AUTH))
 def list_history(
     principal: CanReadHistory,
     ctx: ContextDep,
