@@ -116,3 +116,33 @@ def test_sample_row_round_trip() -> None:
     assert Sample.from_row(sample.to_row()).label == sample.label
     again = Sample.from_row(sample.to_row())
     assert again.projection is not None and np.allclose(again.projection, sample.projection, atol=1e-4)
+
+
+def test_acquisition_halves_split_each_series_by_id_order() -> None:
+    from cxr_pneumonia.data.splits import acquisition_halves
+
+    ids = ["IM-0120", "IM-0115", "IM-0300", "IM-0200", "person3", "person1", "person1", "person9"]
+    # IM-: 0115, 0120 earlier, 0200, 0300 later; person: 1 earlier, 3 and 9 later (ids of 3 -> 1 | 2)
+    assert acquisition_halves(ids) == [0, 0, 1, 1, 1, 0, 0, 1]
+
+
+def test_mmd_null_across_blocks_holds_a_shift_between_periods_that_random_halves_call_drift() -> None:
+    from cxr_pneumonia.monitoring.stats import MMDTest
+
+    rng = np.random.default_rng(3)
+    earlier = rng.normal(0.0, 1.0, size=(300, 4))
+    later = rng.normal(0.0, 1.0, size=(300, 4)) + np.array([1.5, 0.0, 0.0, 0.0])  # a second period
+    features = np.concatenate([earlier, later])
+    blocks = np.repeat([0, 1], 300)
+    across = MMDTest(features, blocks=blocks)
+    random = MMDTest(features)
+    assert across.null_kind == "later patients against earlier" and random.null_kind == "random halves"
+    shift = np.array([1.5, 0.0, 0.0, 0.0])
+    windows = [rng.normal(0.0, 1.0, size=(30, 4)) + shift for _ in range(40)]  # new patients, later period
+    flagged_across = sum(across.test(w)[1] < 0.01 for w in windows)
+    flagged_random = sum(random.test(w)[1] < 0.01 for w in windows)
+    print(flagged_across, flagged_random)
+    assert flagged_across <= 3 < 10 <= flagged_random  # ~1% expected across; random halves call it drift
+    far = rng.normal(0.0, 1.0, size=(30, 4)) + np.array([5.0, 0.0, 0.0, 0.0])
+    assert across.test(far)[1] < 0.01  # a real change is still found
+    assert MMDTest(features, blocks=np.zeros(600)).null_kind == "random halves"  # one block: no periods

@@ -20,12 +20,15 @@ def test_val_strategy_earliest_gives_the_earliest_patients_of_train(
     manifest = ModelPackage.open(out).manifest
     config = {**manifest.training.get("config", {}), "val_strategy": "earliest", "val_fraction": 0.1}
     write_manifest(out, replace(manifest, training={**manifest.training, "config": config}))
-    paths, info = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+    paths, info, patients = reference_paths(ModelPackage.open(out), kermany, max_images=0)
 
     catalog = scan(kermany, verify=False)
     train = [r for r in catalog.rows if r.split in (None, "train", "val")]
     expected = [catalog.absolute(r) for r in earliest_patients_split(train, 0.1)[1]]
     assert paths == expected and info["selection"] == "validation re-made (earliest patients)"
+    assert len(patients) == len(paths) and set(patients) == {
+        r.patient_id for r in earliest_patients_split(train, 0.1)[1]
+    }
     assert not any("/test/" in str(p) for p in paths)
     # the earliest normal patients of train are next to test's (IM-0001..0111): IM-0115 onwards
     names = sorted(p.name for p in paths if p.parent.name == "NORMAL" and p.name.startswith("IM-"))

@@ -83,8 +83,9 @@ class Detector:
         self.config = config
         # Feature drift is tested within each predicted label: a window with more normals than the
         # reference (a prevalence shift, which the output tests report) is not a change of the images.
+        blocks = reference.blocks
         self.mmd = {
-            label: MMDTest(reference.features[mask])
+            label: MMDTest(reference.features[mask], blocks=None if blocks is None else blocks[mask])
             for label, mask in (("normal", ~reference.pneumonia), ("pneumonia", reference.pneumonia))
             if mask.sum() >= 2 * config.min_count
         }

@@ -45,7 +45,7 @@ def write_with_reference(package: ModelPackage, reference: Reference, out: Path)
     return ModelPackage.open(out)
 
 
-def attach_while_making(package_dir: Path, validation: list[Path]) -> bool:
+def attach_while_making(package_dir: Path, validation: list[Path], patient_ids: list[str]) -> bool:
     """While a package is being made: build its reference from the validation images and list it in
     model.json (before anyone has the package's digest). False when there are too few images."""
     from ..inference import Predictor
@@ -53,7 +53,12 @@ def attach_while_making(package_dir: Path, validation: list[Path]) -> bool:
 
     predictor = Predictor.from_package(package_dir)
     try:
-        reference = build_reference(predictor, validation, info={"selection": "validation split of training"})
+        reference = build_reference(
+            predictor,
+            validation,
+            info={"selection": "validation split of training"},
+            patient_ids=patient_ids or None,
+        )
     except ModelError:
         return False
     reference.save(package_dir)

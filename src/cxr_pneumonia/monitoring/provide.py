@@ -10,14 +10,15 @@ from pathlib import Path
 
 from ..config import Settings
 from ..inference import Predictor
-from .reference import Reference, build_reference
+from .reference import REFERENCE_FORMAT, Reference, build_reference
 from .sources import reference_paths, resolve_data
 
 log = logging.getLogger(__name__)
 
 
 def cache_dir(settings: Settings, digest: str) -> Path:
-    return settings.data_dir / "monitoring" / "references" / digest
+    # per reference format: a cache written by an older monitor is rebuilt, not reused
+    return settings.data_dir / "monitoring" / "references" / f"{digest}-r{REFERENCE_FORMAT}"
 
 
 def cached_reference(predictor: Predictor, settings: Settings) -> Reference | None:
@@ -37,9 +38,11 @@ def reference_from_data(
     """Build a reference from the validation side of ``data`` (default: the package's training data)."""
     root = resolve_data(predictor.package, settings, data)
     limit = settings.monitoring_reference_images if max_images is None else max_images
-    paths, info = reference_paths(predictor.package, root, max_images=limit)
+    paths, info, patients = reference_paths(predictor.package, root, max_images=limit)
     log.info("building a monitoring reference from %d images of %s", len(paths), root)
-    return build_reference(predictor, paths, info={**info, "package_digest": predictor.model_ref.digest})
+    return build_reference(
+        predictor, paths, info={**info, "package_digest": predictor.model_ref.digest}, patient_ids=patients
+    )
 
 
 def reference_for(predictor: Predictor, settings: Settings, data: Path | None = None) -> Reference:

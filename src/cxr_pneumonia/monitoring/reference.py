@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.splits import acquisition_halves
 from ..errors import CXRError, ModelError
 from ..imaging import Source
 from ..inference import Predictor
@@ -26,7 +27,8 @@ from .sample import INPUT_CATEGORICAL, INPUT_NUMERIC, Sample, accepted_sample, r
 
 REFERENCE_NAME = "monitoring.npz"
 SUMMARY_NAME = "monitoring.json"
-REFERENCE_FORMAT = 1
+REFERENCE_FORMAT = 2  # 2 added the acquisition halves ("blocks"); 1 still reads (random-halves null)
+READABLE_FORMATS = (1, 2)
 DEFAULT_DIMS = 12
 
 
@@ -63,6 +65,9 @@ class Reference:
     rates: dict[str, float]  # pneumonia (label), refer, refusal
     subtypes: dict[str, int]
     info: dict[str, Any] = field(default_factory=dict)  # provenance: data, rows, package digest
+    # (n,) 0/1 per accepted image: the earlier or later half of its series' patients
+    # (data.splits.acquisition_halves); None when the images came without patient ids.
+    blocks: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -86,6 +91,8 @@ class Reference:
             "pneumonia": self.pneumonia.astype(np.uint8),
         }
         arrays.update({f"numeric_{k}": v.astype(np.float32) for k, v in self.numeric.items()})
+        if self.blocks is not None:
+            arrays["blocks"] = self.blocks.astype(np.uint8)
         npz = directory / REFERENCE_NAME
         with npz.open("wb") as handle:  # np.savez on a path would append ".npz" to an unusual name
             np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
@@ -110,7 +117,7 @@ class Reference:
     def load(cls, directory: Path) -> Reference:
         try:
             summary = json.loads((directory / SUMMARY_NAME).read_text())
-            if summary.get("format") != REFERENCE_FORMAT:
+            if summary.get("format") not in READABLE_FORMATS:
                 raise ModelError(f"monitoring reference format {summary.get('format')} is not supported")
             with np.load(directory / REFERENCE_NAME, allow_pickle=False) as data:
                 arrays = {k: data[k].astype(np.float64) for k in data.files}
@@ -129,6 +136,7 @@ class Reference:
             rates={k: float(v) for k, v in summary["rates"].items()},
             subtypes={k: int(v) for k, v in summary["subtypes"].items()},
             info=dict(summary.get("info", {})),
+            blocks=arrays["blocks"].astype(np.int8) if "blocks" in arrays else None,
         )
 
     @classmethod
@@ -141,19 +149,28 @@ class Reference:
 
 def build_reference(
     predictor: Predictor,
-    sources: Iterable[Source],
+    sources: Sequence[Source],
     *,
     dims: int = DEFAULT_DIMS,
     info: dict[str, Any] | None = None,
+    patient_ids: Sequence[str] | None = None,
 ) -> Reference:
-    """Run the images through the predictor (no heatmaps) and summarise what the monitor compares."""
+    """Run the images through the predictor (no heatmaps) and summarise what the monitor compares.
+    With ``patient_ids`` (one per source) the reference keeps each image's acquisition half, which
+    the feature tests draw their null across; the ids themselves are not kept."""
     predictions: list[Prediction] = []
     refusals: list[Sample] = []
-    for result in predictor.iter_predict(sources, heatmap=False):
+    if patient_ids is not None and len(patient_ids) != len(sources):
+        raise ValueError("one patient id per source, or none")
+    halves = acquisition_halves(patient_ids) if patient_ids is not None else None
+    kept_halves: list[int] = []
+    for index, result in enumerate(predictor.iter_predict(sources, heatmap=False)):
         if isinstance(result, CXRError):
             refusals.append(refused_sample(result.code, "reference"))
         else:
             predictions.append(result)
+            if halves is not None:
+                kept_halves.append(halves[index])
     if len(predictions) < 20:
         raise ModelError(f"a monitoring reference needs at least 20 readable images, got {len(predictions)}")
     pooled = np.stack([p.pooled_features for p in predictions if p.pooled_features is not None])
@@ -182,4 +199,5 @@ def build_reference(
         },
         subtypes=dict(Counter(s.subtype for s in samples if s.subtype)),
         info={**(info or {}), "images": total, "accepted": len(samples), "refused": len(refusals)},
+        blocks=np.array(kept_halves, dtype=np.int8) if halves is not None else None,
     )

@@ -48,8 +48,8 @@ def resolve_data(package: ModelPackage, settings: Settings, given: Path | None =
 
 def reference_paths(
     package: ModelPackage, data: Path, *, max_images: int, seed: int = 0
-) -> tuple[list[Path], dict[str, Any]]:
-    """(image paths, provenance) of the validation images to build the reference from."""
+) -> tuple[list[Path], dict[str, Any], list[str]]:
+    """(image paths, provenance, patient ids) of the validation images to build the reference from."""
     manifest = scan(data, verify=False)
     rows = [r for r in manifest.rows if r.split in (None, "train", "val")]
     val = [r for r in rows if r.split == "val"]
@@ -67,7 +67,7 @@ def reference_paths(
         "selection": how,
         "rows": len(val),
     }
-    return [manifest.absolute(r) for r in val], info
+    return [manifest.absolute(r) for r in val], info, [r.patient_id for r in val]
 
 
 def _remade_validation(rows: list[ManifestRow], config: dict[str, Any]) -> tuple[list[ManifestRow], str]:

@@ -83,16 +83,32 @@ def holm(p_values: Sequence[float]) -> list[float]:
 class MMDTest:
     """Maximum mean discrepancy with an RBF kernel between a window and the reference features.
 
-    The reference is split in two halves: one the windows are compared with, the other to draw
-    same-size windows from under the null, once per window size. A p-value then costs one
-    (n x reference) kernel block, well under a millisecond."""
+    The reference is split in two halves: one the windows are compared with (the base), the other to
+    draw same-size windows from under the null (the pool), once per window size. A p-value then costs
+    one (n x reference) kernel block, well under a millisecond.
 
-    def __init__(self, features: np.ndarray, *, null_draws: int = 400, seed: int = 0) -> None:
+    With ``blocks`` (0/1 per row: the earlier and later half of the reference's patients), the base is
+    the earlier patients and the pool the later ones, so the null holds what new patients of a later
+    period look like, as production's are. Random halves would give a null of exchangeable resamples,
+    far tighter than the variation between patients and acquisition periods of one population: on
+    model 2.0.0's validation images, windows of its later patients exceeded that null's 99th percentile
+    in 67% of draws (pneumonia, 31 per window) and 14% (normal, 19). Without blocks: random halves."""
+
+    MIN_BLOCK = 20  # rows each block needs, or the halves are random
+
+    def __init__(
+        self, features: np.ndarray, *, blocks: np.ndarray | None = None, null_draws: int = 400, seed: int = 0
+    ) -> None:
         rng = np.random.default_rng(seed)
-        order = rng.permutation(features.shape[0])
-        half = features.shape[0] // 2
-        self.base = features[order[:half]]
-        self.pool = features[order[half:]]
+        later = None if blocks is None else np.asarray(blocks) > 0
+        if later is not None and min(int(later.sum()), int((~later).sum())) >= self.MIN_BLOCK:
+            self.base, self.pool = features[~later], features[later]
+            self.null_kind = "later patients against earlier"
+        else:
+            order = rng.permutation(features.shape[0])
+            half = features.shape[0] // 2
+            self.base, self.pool = features[order[:half]], features[order[half:]]
+            self.null_kind = "random halves"
         sample = self.base[rng.choice(self.base.shape[0], min(200, self.base.shape[0]), replace=False)]
         distances = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1))
         self.gamma = 1.0 / (2.0 * float(np.median(distances[distances > 0])) ** 2)  # median heuristic

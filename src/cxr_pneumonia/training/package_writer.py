@@ -63,6 +63,7 @@ class PackageInputs:
     ood_train: list[Path]  # images whose served features define "in distribution"
     ood_val: list[Path]  # images whose distances set the thresholds
     val_labels: list[str] = field(default_factory=list)  # of ood_val: picks the heatmap-scale cases
+    val_patients: list[str] = field(default_factory=list)  # of ood_val: the monitor's acquisition halves
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -135,7 +136,9 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
         code_version=__version__,
     )
     write_manifest(package_dir, manifest)
-    if attach_while_making(package_dir, inputs.ood_val):  # the production monitor's reference
+    if attach_while_making(
+        package_dir, inputs.ood_val, inputs.val_patients
+    ):  # the production monitor's reference
         manifest = ModelPackage.open(package_dir).manifest
     else:
         log.warning("too few validation images for a monitoring reference; the package has none")
