@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from registry_helpers import MlflowServer, free_loopback_port, require_mlflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +101,52 @@ def predictor(bundled_model_path: Path):
     from cxr_pneumonia.inference import Predictor
 
     return Predictor.from_package(bundled_model_path)
+
+
+@pytest.fixture(scope="session")
+def monitored_model_path(
+    bundled_model_path: Path, kermany: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The bundled package with a small monitoring reference (60 Kermany train images, never test),
+    made by the same code as `cxr monitor reference`: what the online monitor needs to run."""
+    from cxr_pneumonia.inference import Predictor
+    from cxr_pneumonia.monitoring.packaging import write_with_reference
+    from cxr_pneumonia.monitoring.reference import build_reference
+
+    images = sorted((kermany / "train" / "NORMAL").glob("*.jpeg"))[:30]
+    images += sorted((kermany / "train" / "PNEUMONIA").glob("*.jpeg"))[:30]
+    predictor = Predictor.from_package(bundled_model_path)
+    reference = build_reference(predictor, images, info={"selection": "test fixture: 60 train images"})
+    out = tmp_path_factory.mktemp("monitored") / "pkg"
+    write_with_reference(predictor.package, reference, out)
+    return out
+
+
+# ---- drift: a new X-ray machine, and more images of the model's own population ------------------
+def shifted_jpeg(path: Path, *, gain: float = 0.55, offset: float = 95.0) -> bytes:
+    """The image with its contrast lowered and brightness raised, re-encoded as JPEG."""
+    pixels = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+    out = Image.fromarray(np.clip(pixels * gain + offset, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    out.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def in_population(kermany: Path, n: int, offset: int = 100) -> list[Path]:
+    """Train images beyond the ones the test reference was made from (the fixture uses the first 30)."""
+    normal = sorted((kermany / "train" / "NORMAL").glob("*.jpeg"))[offset : offset + n // 2]
+    pneumonia = sorted((kermany / "train" / "PNEUMONIA").glob("*.jpeg"))[offset : offset + n - n // 2]
+    return [p for pair in zip(normal, pneumonia, strict=False) for p in pair]
+
+
+@pytest.fixture(scope="session")
+def shifted() -> Callable[..., bytes]:
+    return shifted_jpeg
+
+
+@pytest.fixture(scope="session")
+def in_population_images(kermany: Path) -> Callable[[int], list[Path]]:
+    return lambda n: in_population(kermany, n)
 
 
 # ---- the model registry: a real `mlflow server` ---------------------------------------------------

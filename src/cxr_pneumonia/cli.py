@@ -423,6 +423,9 @@ _register_dicom(app)  # dicom-node
 from .registry.commands import register as _register_models  # noqa: E402
 
 _register_models(app)  # models
+from .monitoring.commands import register as _register_monitor  # noqa: E402
+
+_register_monitor(app)  # monitor
 
 
 def main() -> None:

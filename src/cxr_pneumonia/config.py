@@ -105,6 +105,24 @@ class Settings(BaseSettings):
     # Inference
     intra_op_threads: int = 0  # 0: ONNX Runtime chooses (one per core)
 
+    # Production monitoring (monitoring/): drift windows against the package's reference, alarm rule,
+    # database bounds, and the reviews needed before performance is reported.
+    monitoring_enabled: bool = True
+    monitoring_window: int = 50  # newest inputs per window
+    monitoring_window_seconds: float = 86_400.0  # and none older than this
+    monitoring_min_count: int = 30  # values a test needs in the window
+    monitoring_eval_every: int = 5  # evaluate after this many inputs ...
+    monitoring_eval_seconds: float = 60.0  # ... or this long after the last evaluation
+    monitoring_alpha: float = 0.01  # per kind, Holm-corrected
+    monitoring_persistence: int = 3  # consecutive significant evaluations before an alarm
+    monitoring_keep_samples: int = 20_000  # rows kept in monitoring_samples (oldest pruned)
+    monitoring_keep_evaluations: int = 5_000  # rows kept in monitoring_evaluations
+    monitoring_min_reviews: int = 30  # reviewed cases before sensitivity etc. are reported
+    monitoring_review_window: int = 500  # newest reviews per model version in the rolling performance
+    monitoring_reference_images: int = 800  # cap on images when a reference is built
+    # Data to build a reference from when the package has none (default: its training data_source).
+    monitoring_reference_data: Path | None = None
+
     # FHIR push (integration/fhir_push.py): each accepted prediction as a Bundle POSTed to this FHIR
     # base URL, from a persistent outbox in data_dir/fhir. Unset: no push (GET .../fhir still works).
     fhir_url: str | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from bundled_model import BUNDLED_VERSION
 from service.conftest import API, env_without_cxr  # the service tests' helpers
 from service.test_serve import serving
 
@@ -100,7 +101,7 @@ def test_the_rest_api_logs_no_patient_identifier(
             "model_version",
         } <= set(first)
         assert first["request_id"] == one.headers["x-request-id"] and first["status"] == 200
-        assert first["model_version"] == "2.0.0"
+        assert first["model_version"] == BUNDLED_VERSION
 
 
 @pytest.mark.dcmtk

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from bundled_model import BUNDLED_VERSION
 from pydicom.uid import generate_uid
 from registry_helpers import derive_package
 from sqlalchemy import select
@@ -49,7 +50,9 @@ def test_ab_by_study_and_a_silent_shadow(
     for record in records:
         study = record.extra["study_instance_uid"]
         arms.setdefault(study, set()).add(record.extra["model"]["arm"])
-        assert record.model_version == ("1.1.0" if record.extra["model"]["arm"] == "challenger" else "2.0.0")
+        assert record.model_version == (
+            "1.1.0" if record.extra["model"]["arm"] == "challenger" else BUNDLED_VERSION
+        )
     for study, seen in arms.items():
         assert seen == {"challenger" if in_challenger_arm(study, 50) else "champion"}
     assert {p.prediction_id for p in shadows} == {r.id for r in records}  # every answer shadowed

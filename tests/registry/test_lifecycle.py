@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundled_model import BUNDLED_ID, BUNDLED_VERSION
 from registry_helpers import MlflowServer, derive_package, require_mlflow
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -69,7 +70,7 @@ def test_register_tags_the_package_and_a_digest_registers_once(
         tags["cxr.digest"] == "df32246c65d44324b38fe07a7e38b2893d7da090610ed3b7ce3d8006529c51bb"
         or len(tags["cxr.digest"]) == 64
     )
-    assert tags["cxr.package_name"] == "cxr-effnet-lite0" and tags["cxr.package_version"] == "2.0.0"
+    assert tags["cxr.package_name"] == "cxr-effnet-lite0" and tags["cxr.package_version"] == BUNDLED_VERSION
     assert tags["cxr.dataset_version"] and tags["cxr.code_version"]
     assert any(k.startswith("cxr.eval.") and k.endswith(".auroc") for k in tags)
     again = registry.register(packages["champion"], name)
@@ -136,7 +137,7 @@ def test_the_cli_registers_lists_and_refuses_clearly(
         assert again.exit_code == 0 and "already registered" in again.output
         listed = runner.invoke(app, ["models", "list", "--json"])
         rows = json.loads(listed.stdout)
-        assert rows[0]["aliases"] == ["champion"] and rows[0]["package"] == "cxr-effnet-lite0:2.0.0"
+        assert rows[0]["aliases"] == ["champion"] and rows[0]["package"] == BUNDLED_ID
         missing = runner.invoke(app, ["models", "show", "cxr-pneumonia", "7"])
         assert missing.exit_code == 2 and "registry_error" in missing.output
         compared = runner.invoke(app, ["models", "compare", "cxr-pneumonia", "champion", "1", "--json"])

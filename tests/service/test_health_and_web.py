@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bundled_model import BUNDLED_ID
+
 from .conftest import API, Service, assert_error_body
 
 
@@ -42,7 +44,7 @@ def test_without_a_usable_model_the_app_runs_but_is_not_ready(
 
 def test_current_model_has_metadata_and_card(service: Service) -> None:
     body = service.client.get(f"{API}/models/current", headers=service.key("integration")).json()
-    assert body["model_id"] == "cxr-effnet-lite0:2.0.0" and len(body["sha256"]) == 64
+    assert body["model_id"] == BUNDLED_ID and len(body["sha256"]) == 64
     assert body["classes"] == ["normal", "bacterial", "viral"]
     assert body["calibration"]["threshold"] > 0 and body["preprocess"]["size"] == 224
     assert body["card"].strip() and "not a diagnosis" in body["disclaimer"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+from bundled_model import BUNDLED_ID
 from PIL import Image
 from sqlalchemy import select
 
@@ -21,7 +22,7 @@ def test_predict_returns_the_prediction_and_commits_it(service: Service, chest_j
     assert body["label"] in ("normal", "pneumonia")
     assert 0.0 <= body["p_pneumonia"] <= 1.0
     assert abs(body["p_bacterial"] + body["p_viral"] - body["p_pneumonia"]) < 1e-9
-    assert body["model"]["model_id"] == "cxr-effnet-lite0:2.0.0"
+    assert body["model"]["model_id"] == BUNDLED_ID
     assert body["heatmap_url"] == f"{API}/predictions/{body['id']}/heatmap.png"
     assert body["image_url"] is None and body["preview"] is None  # images are not kept by default
     assert "not a diagnosis" in body["disclaimer"]

@@ -40,6 +40,7 @@ REQUIRED = {
     ("DELETE", f"{API}/keys/{{key_id}}"): "manage",
     ("GET", f"{API}/audit"): "read_audit",
     ("GET", f"{API}/audit/verify"): "read_audit",
+    ("GET", f"{API}/monitoring"): "read_audit",  # admin and auditor: drift, alarms, reviewed performance
     ("GET", f"{API}/models/current"): "read_model",
     ("GET", f"{API}/models"): "read_model",
     ("GET", f"{API}/models/{{model_id}}/card"): "read_model",

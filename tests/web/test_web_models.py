@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from bundled_model import BUNDLED_ID
 from playwright.sync_api import expect
 from registry_helpers import derive_package
 
@@ -43,7 +44,7 @@ def test_the_admin_sees_the_models_and_their_agreement(
     page = new_page(on=server)
     sign_in(page, server.admin_username, server.admin_password)
     table = page.locator("#models-table")
-    expect(table.locator("tr[data-role=champion]")).to_contain_text("cxr-effnet-lite0:2.0.0")
+    expect(table.locator("tr[data-role=champion]")).to_contain_text(BUNDLED_ID)
     expect(table.locator("tr[data-role=shadow]")).to_contain_text("cxr-effnet-lite0:1.1.0")
     agreement = page.locator("#agreement-table")
     expect(agreement).to_contain_text("Images read by both")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from itertools import islice
 
 import numpy as np
@@ -76,6 +77,22 @@ def earliest_patients_split(
     train = [r for i, r in enumerate(rows) if i not in val_set]
     val = [r for i, r in enumerate(rows) if i in val_set]
     return train, val
+
+
+def acquisition_halves(patient_ids: Sequence[str]) -> list[int]:
+    """0 for the earlier half of the patients of each id series, 1 for the later half (per image).
+
+    Where ids follow acquisition time (Kermany's do), the halves are two acquisition periods; elsewhere
+    they are still two disjoint groups of patients. The drift monitor's feature null is drawn across
+    them (monitoring/stats.py MMDTest), so it includes the variation between patients and periods."""
+    by_series: dict[str, set[str]] = defaultdict(set)
+    for patient in patient_ids:
+        by_series[_series(patient)].add(patient)
+    later: set[str] = set()
+    for patients in by_series.values():
+        ordered = sorted(patients, key=_id_number)
+        later.update(ordered[len(ordered) // 2 :])
+    return [int(p in later) for p in patient_ids]
 
 
 def _series(patient_id: str) -> str:

@@ -19,6 +19,8 @@ from ..config import Settings
 from ..errors import ModelError
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
+from ..monitoring.online import OnlineMonitor
+from ..monitoring.served import ModelMonitors
 from ..store.facade import Store
 from ..store.fsio import claim
 from ..store.outbox import OutboxSender
@@ -90,6 +92,7 @@ class DicomNode:
         self._worker: threading.Thread | None = None
         self.address: tuple[str, int] | None = None
         self.fhir: FhirPublisher | None = None  # the store's FHIR push, when the node opened the store
+        self.monitors: ModelMonitors | None = None  # drift monitors, set by from_settings (monitoring/)
 
     @classmethod
     def from_settings(
@@ -111,6 +114,8 @@ class DicomNode:
         if predictor is not None:
             node = cls(options, predictor, store)
             node.fhir = fhir
+            if isinstance(store, Store):  # drift monitoring, shared with the service through the database
+                node.monitors = ModelMonitors.attach(store, settings, predictor)
             return node
         # CXR_MODEL_URI (a path or models:/...), with the service's A/B split, shadow and hot swap
         if not isinstance(store, Store):
@@ -118,10 +123,19 @@ class DicomNode:
         models = ModelRouter(settings, store, ModelLoader(settings)).start()
         if models.champion is None:
             raise ModelError(f"no model can be served: {models.errors.get('champion')}")
+        # the drift monitors follow the models that answer, through every swap
+        monitors = ModelMonitors.attach(store, settings, *models.answering())
+        models.on_swap.append(lambda _served: monitors.follow(*models.answering()))
         models.start_polling()
         node = cls(options, models.champion.predictor, store, models)
         node.fhir = fhir
+        node.monitors = monitors
         return node
+
+    @property
+    def monitor(self) -> OnlineMonitor | None:
+        """The champion's drift monitor, if it has one."""
+        return self.monitors.primary if self.monitors is not None else None
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -165,6 +179,8 @@ class DicomNode:
             self.fhir.stop()
         if self.models is not None:
             self.models.close()
+        if self.monitors is not None:
+            self.monitors.close()
 
     def __enter__(self) -> DicomNode:
         self.start()

@@ -92,6 +92,10 @@ class Prediction:
     timings: Timings = field(default_factory=Timings)
     cached: bool = False
     disclaimer: str = DISCLAIMER
+    # For the production monitor only (monitoring/), never serialized: the pooled features the head saw
+    # and a few intensity statistics of the decoded pixels. None when read back from a cache or JSON.
+    pooled_features: np.ndarray | None = field(default=None, compare=False, repr=False)
+    intensity: dict[str, float] | None = field(default=None, compare=False, repr=False)
 
     def with_cached_flag(self) -> Prediction:
         """This prediction as served from the result cache."""

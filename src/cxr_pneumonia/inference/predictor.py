@@ -20,7 +20,7 @@ from ..package import ModelPackage
 from .cache import MemoryCache, ResultCache
 from .heatmap import grad_cam, pneumonia_score_gradient, scale_and_resize
 from .prediction import Finding, ModelRef, Prediction, Timings
-from .quality import REFER_FINDINGS, check_distribution, check_image, check_population
+from .quality import REFER_FINDINGS, check_distribution, check_image, check_population, intensity_summary
 from .session import head_weights, open_session
 
 BatchResult = Prediction | CXRError
@@ -28,6 +28,10 @@ BatchResult = Prediction | CXRError
 
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 3)
+
+
+def intensity(item: Prepared) -> dict[str, float]:
+    return intensity_summary(item.xray.pixels)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -43,6 +47,7 @@ class ModelOutputs:
     probs: np.ndarray  # (N, 3) calibrated (temperature-scaled) probabilities
     ood: np.ndarray  # (N,) Mahalanobis distance to the training features
     p_other: np.ndarray | None  # (N,) p(another population) from the package's gate, if it has one
+    pooled: np.ndarray | None = None  # (N, C) globally pooled features (what the head and OOD read)
 
 
 @dataclasses.dataclass
@@ -206,7 +211,7 @@ class Predictor:
         probs = _softmax(logits.astype(np.float64) / self.calibration.temperature)
         gate = self.package.population_gate
         p_other = gate.probability(pooled) if gate is not None else None
-        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled), p_other)
+        return ModelOutputs(logits, features, probs, self.package.ood.distance(pooled), p_other, pooled)
 
     def atypical_finding(self, ood_score: float, p_other: float | None) -> Finding | None:
         """Refuse far-out inputs (RejectedImage); flag inputs outside the training population, by
@@ -271,7 +276,9 @@ class Predictor:
                     cams[i], (self.spec.size, self.spec.size), self.calibration.heatmap_reference
                 )
             timings = (inference_ms, heatmap_share + _ms(t2), started[i])
-            results.append(self._assemble(item, out.probs[i], float(out.ood[i]), (cam, peak), timings))
+            prediction = self._assemble(item, out.probs[i], float(out.ood[i]), (cam, peak), timings)
+            pooled = out.pooled[i] if out.pooled is not None else None
+            results.append(dataclasses.replace(prediction, pooled_features=pooled, intensity=intensity(item)))
         return results
 
     def _assemble(

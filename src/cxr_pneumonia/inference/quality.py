@@ -107,6 +107,21 @@ def check_distribution(ood_score: float, atypical_above: float, refuse_above: fl
     return None
 
 
+def intensity_summary(pixels: np.ndarray, side: int = 128) -> dict[str, float]:
+    """Mean, spread and percentiles of the decoded [0, 1] pixels, on a strided subsample of at most
+    ``side`` x ``side`` (a few hundred microseconds), for the production monitor's input statistics."""
+    step = max(1, max(pixels.shape) // side)
+    sample = pixels[::step, ::step].astype(np.float32, copy=False)
+    p05, p50, p95 = np.percentile(sample, (5.0, 50.0, 95.0))
+    return {
+        "mean": float(sample.mean()),
+        "std": float(sample.std()),
+        "p05": float(p05),
+        "p50": float(p50),
+        "p95": float(p95),
+    }
+
+
 # Findings that make the Predictor refer whatever the conformal set says: the model is on ground its
 # calibration never covered.
 REFER_FINDINGS = OUTSIDE_POPULATION_FINDINGS

@@ -259,6 +259,12 @@ class ModelRouter:
             return challenger
         return champion
 
+    def answering(self) -> tuple[Predictor | None, list[Predictor]]:
+        """The champion's predictor and the challenger's: the models whose answers are returned (what
+        the drift monitors follow); the shadow's never are."""
+        champion, challenger = self._models.get(CHAMPION), self._models.get(CHALLENGER)
+        return (champion.predictor if champion else None), ([challenger.predictor] if challenger else [])
+
     def degraded(self) -> list[str]:
         return [f"{m.role}: {m.degraded}" for m in self.served() if m.degraded]
 

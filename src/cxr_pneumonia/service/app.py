@@ -14,7 +14,9 @@ from .. import DISCLAIMER, __version__, logs
 from ..config import Settings
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
-from ..registry.serving import CHAMPION, ServedModel
+from ..monitoring.provide import card_sensitivity
+from ..monitoring.served import ModelMonitors
+from ..registry.serving import CHAMPION, ModelRouter, ServedModel
 from ..store.facade import Store
 from ..store.jwt_keys import keyring_for
 from . import errors, metrics
@@ -53,13 +55,22 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     models = start_models(settings, store, predictor)
     if models.champion is not None:
         metrics.set_model(models.champion.predictor.model_ref)
+        metrics.set_card(
+            models.champion.predictor.model_ref.model_id, card_sensitivity(models.champion.predictor)
+        )
+    # the store's commits and refusals also feed the drift monitors of the answering models (a
+    # background writer each), beside the metrics; a swap moves them to the new package
+    monitors = ModelMonitors.attach(store, settings, *models.answering(), sink=metrics.MonitorMetrics())
+    metrics.set_monitor_active(monitors.primary is not None)
     models.on_swap.append(_announce_champion)
+    models.on_swap.append(lambda _served: _follow(monitors, models))
     state = ServiceState(
         settings=settings,
         store=store,
         limiter=RateLimiter(settings),
         tokens=TokenIssuer(keyring_for(store), settings.token_minutes),
         models=models,
+        monitors=monitors,
     )
 
     @asynccontextmanager
@@ -69,6 +80,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         models.start_polling()  # alias moves are picked up while the app serves
         yield
         models.close()
+        monitors.close()
         if fhir is not None:
             fhir.stop()
         store.close()
@@ -96,6 +108,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 def _announce_champion(served: ServedModel) -> None:
     if served.role == CHAMPION:
         metrics.set_model(served.predictor.model_ref)
+        metrics.set_card(served.predictor.model_ref.model_id, card_sensitivity(served.predictor))
+
+
+def _follow(monitors: ModelMonitors, models: ModelRouter) -> None:
+    monitors.follow(*models.answering())
+    metrics.set_monitor_active(monitors.primary is not None)
 
 
 def _mount_web(app: FastAPI, settings: Settings) -> None:

@@ -20,6 +20,8 @@ from prometheus_client import (
 )
 
 from ..inference.prediction import ModelRef, Prediction
+from ..monitoring.detector import KINDS
+from ..monitoring.online import Evaluation
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -74,6 +76,166 @@ MODEL_INFO = Gauge(
     registry=REGISTRY,
     multiprocess_mode="max",
 )
+
+# ---- production monitoring (monitoring/): the newest evaluation of the shared window --------------
+DRIFT_SCORE = Gauge(
+    "cxr_drift_score",
+    "Drift score of the newest evaluation: -log10 of the smallest Holm-corrected p-value, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+DRIFT_ALARM = Gauge(
+    "cxr_drift_alarm",
+    "1 when a drift test of this kind alarms (significant for CXR_MONITORING_PERSISTENCE evaluations).",
+    ["kind"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+DRIFT_TEST_P = Gauge(
+    "cxr_drift_test_p_value",
+    "Holm-corrected p-value of each drift test in the newest evaluation (1 when untested).",
+    ["test", "kind"],
+    registry=REGISTRY,
+    multiprocess_mode="min",
+)
+WINDOW_SIZE = Gauge(
+    "cxr_window_inputs", "Inputs in the newest monitoring window.", registry=REGISTRY, multiprocess_mode="max"
+)
+WINDOW_REFER = Gauge(
+    "cxr_window_refer_rate",
+    "Share of accepted inputs referred to a radiologist, in the newest monitoring window.",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+WINDOW_REFUSAL = Gauge(
+    "cxr_window_refusal_rate",
+    "Share of inputs refused, in the newest monitoring window.",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+WINDOW_PNEUMONIA = Gauge(
+    "cxr_window_pneumonia_rate",
+    "Share of accepted inputs labelled pneumonia, in the newest monitoring window.",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+MONITOR_EVALUATIONS = Gauge(
+    "cxr_monitor_last_evaluation_timestamp_seconds",
+    "When the drift tests last ran (Unix time).",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+MONITOR_GAPS = Counter(
+    "cxr_monitor_gaps",
+    "Inputs the monitor could not record (a full queue, a database error); the prediction was served.",
+    ["reason"],
+    registry=REGISTRY,
+)
+MONITOR_ACTIVE = Gauge(
+    "cxr_monitor_active",
+    "1 when the served model is being monitored for drift (its package has a reference).",
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+REVIEWED = Gauge(
+    "cxr_reviewed_cases",
+    "Clinician-reviewed predictions in the rolling performance window, by model version.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+REVIEWED_SENSITIVITY = Gauge(
+    "cxr_reviewed_sensitivity",
+    "Sensitivity on clinician-reviewed predictions (once CXR_MONITORING_MIN_REVIEWS are in), by model.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+REVIEWED_SENSITIVITY_UPPER = Gauge(
+    "cxr_reviewed_sensitivity_ci95_upper",
+    "Upper end of the Wilson 95% interval of the reviewed sensitivity: under the card's value, the drop "
+    "is more than chance.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+REVIEWED_SPECIFICITY = Gauge(
+    "cxr_reviewed_specificity",
+    "Specificity on clinician-reviewed predictions, by model.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+REVIEWED_PPV = Gauge(
+    "cxr_reviewed_ppv", "PPV on clinician-reviewed predictions, by model.", ["model"], registry=REGISTRY,
+    multiprocess_mode="max",
+)  # fmt: skip
+REVIEWED_ECE = Gauge(
+    "cxr_reviewed_ece", "Expected calibration error on clinician-reviewed predictions, by model.", ["model"],
+    registry=REGISTRY, multiprocess_mode="max",
+)  # fmt: skip
+CARD_SENSITIVITY = Gauge(
+    "cxr_card_sensitivity",
+    "The sensitivity the model card states (its recorded test evaluation), by model.",
+    ["model"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+
+
+class MonitorMetrics:
+    """The online monitor's sink: its newest evaluation as gauges, its gaps as a counter."""
+
+    def publish(self, evaluation: Evaluation) -> None:
+        for kind in KINDS:
+            summary = evaluation.summary.get(kind, {})
+            DRIFT_SCORE.labels(kind).set(float(summary.get("score", 0.0)))
+            DRIFT_ALARM.labels(kind).set(1.0 if summary.get("alarm") else 0.0)
+        for test in evaluation.results:
+            p = test.get("p_adjusted")
+            DRIFT_TEST_P.labels(test["name"], test["kind"]).set(1.0 if p is None else float(p))
+        rates = evaluation.summary.get("rates", {})
+        for gauge, key in (
+            (WINDOW_REFER, "refer"),
+            (WINDOW_REFUSAL, "refusal"),
+            (WINDOW_PNEUMONIA, "pneumonia"),
+        ):
+            if rates.get(key) is not None:
+                gauge.set(float(rates[key]))
+        WINDOW_SIZE.set(evaluation.window_size)
+        MONITOR_EVALUATIONS.set(evaluation.created_at.timestamp())
+
+    def gap(self, reason: str, count: int) -> None:
+        MONITOR_GAPS.labels(reason).inc(count)
+
+
+def set_monitor_active(active: bool) -> None:
+    MONITOR_ACTIVE.set(1.0 if active else 0.0)
+    for kind in KINDS:  # exported from the start, so alert rules and dashboards see the series
+        DRIFT_SCORE.labels(kind)
+        DRIFT_ALARM.labels(kind)
+    MONITOR_GAPS.labels("write_error")
+
+
+def set_reviewed(performance: list[dict]) -> None:
+    """Per model version: the rolling reviewed performance (monitoring/performance.py)."""
+    for entry in performance:
+        model = entry["model"]
+        REVIEWED.labels(model).set(entry["n"])
+        for gauge, key in ((REVIEWED_SENSITIVITY, "sensitivity"), (REVIEWED_SPECIFICITY, "specificity"),
+                           (REVIEWED_PPV, "ppv"), (REVIEWED_ECE, "ece")):  # fmt: skip
+            value = entry.get(key)
+            if entry.get("reported") and value is not None:
+                gauge.labels(model).set(float(value["value"] if isinstance(value, dict) else value))
+        interval = (entry.get("sensitivity") or {}).get("ci95") if entry.get("reported") else None
+        if interval is not None:
+            REVIEWED_SENSITIVITY_UPPER.labels(model).set(float(interval[1]))
+
+
+def set_card(model: str, sensitivity: float | None) -> None:
+    if sensitivity is not None:
+        CARD_SENSITIVITY.labels(model).set(sensitivity)
 
 
 def observe_prediction(prediction: Prediction, source: str) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from ..config import Settings
 from ..errors import ModelError
 from ..inference import Predictor
+from ..monitoring.online import OnlineMonitor
+from ..monitoring.served import ModelMonitors
 from ..registry.serving import CHAMPION, ModelLoader, ModelRouter, ServedModel
 from ..store.facade import Store
 from .cache import build_cache
@@ -27,6 +29,7 @@ class ServiceState:
     limiter: RateLimiter
     tokens: TokenIssuer
     models: ModelRouter
+    monitors: ModelMonitors | None = None  # drift monitoring of the answering models (monitoring/)
     slots: threading.BoundedSemaphore = field(init=False)
 
     login_throttle: LoginThrottle = field(init=False)
@@ -41,6 +44,11 @@ class ServiceState:
         """The champion's predictor (the one that answers when no A/B split applies)."""
         champion = self.models.champion
         return champion.predictor if champion is not None else None
+
+    @property
+    def monitor(self) -> OnlineMonitor | None:
+        """The champion's drift monitor (GET /monitoring, the gauges), if it has one."""
+        return self.monitors.primary if self.monitors is not None else None
 
     @property
     def model_error(self) -> str | None:

@@ -28,6 +28,21 @@ class NoObserver:
         pass
 
 
+class Observers:
+    """Several observers in order (the service's metrics, then the drift monitor)."""
+
+    def __init__(self, *observers: StoreObserver) -> None:
+        self.observers = observers
+
+    def observe_prediction(self, prediction: Prediction, source: str) -> None:
+        for observer in self.observers:
+            observer.observe_prediction(prediction, source)
+
+    def observe_refusal(self, reason: str, source: str) -> None:
+        for observer in self.observers:
+            observer.observe_refusal(reason, source)
+
+
 class PredictionPublisher(Protocol):
     """Sends accepted predictions elsewhere (integration/fhir_push.py). ``stage`` runs before the commit
     and writes durably; ``release`` after it, ``discard`` if it failed: a crash loses nothing."""

@@ -15,12 +15,14 @@ from ..data.labels import CLASSES
 from ..imaging.preprocess import PreprocessSpec
 from ..models.export import export_onnx, parity_check
 from ..models.network import BackboneInfo, CXRNet
+from ..monitoring.packaging import attach_while_making
 from ..package import (
     CARD_NAME,
     ONNX_NAME,
     OOD_NAME,
     POPULATION_GATE_NAME,
     Calibration,
+    ModelPackage,
     PackageManifest,
     Population,
     sha256_file,
@@ -61,6 +63,7 @@ class PackageInputs:
     ood_train: list[Path]  # images whose served features define "in distribution"
     ood_val: list[Path]  # images whose distances set the thresholds
     val_labels: list[str] = field(default_factory=list)  # of ood_val: picks the heatmap-scale cases
+    val_patients: list[str] = field(default_factory=list)  # of ood_val: the monitor's acquisition halves
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -133,6 +136,12 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
         code_version=__version__,
     )
     write_manifest(package_dir, manifest)
+    if attach_while_making(
+        package_dir, inputs.ood_val, inputs.val_patients
+    ):  # the production monitor's reference
+        manifest = ModelPackage.open(package_dir).manifest
+    else:
+        log.warning("too few validation images for a monitoring reference; the package has none")
     (package_dir / CARD_NAME).write_text(render_card(manifest))
     log.info("model package %s written to %s", manifest.model_id, package_dir)
     return manifest

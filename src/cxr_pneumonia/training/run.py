@@ -240,6 +240,7 @@ def _train(
             ood_train=[manifest.absolute(r) for r in train_rows],
             ood_val=[manifest.absolute(r) for r in val_rows],
             val_labels=[r.label for r in val_rows],
+            val_patients=[r.patient_id for r in val_rows],
         ),
         package_dir,
     )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from ... import DISCLAIMER
+from ...monitoring.performance import reviewed_performance
 from .. import metrics
 from ..deps import CanReadModel, MetricsAccess, StateDep
 from ..schemas.common import AUTH, responses
 from ..schemas.system import CheckOut, LiveOut, ModelCheckOut, ModelOut, ReadyOut
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
 # Prometheus scrapes /metrics by default: the same handler, outside /api/v1 and the schema.
 root_router = APIRouter(include_in_schema=False)
@@ -83,5 +86,11 @@ def current_model(_principal: CanReadModel, state: StateDep) -> ModelOut:
     "/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}, **responses(*AUTH)}
 )
 def prometheus_metrics(_access: MetricsAccess, state: StateDep) -> Response:
+    settings = state.settings
+    try:  # reviewed performance is read at scrape time (a few hundred rows); never fails the scrape
+        metrics.set_reviewed(reviewed_performance(state.store, min_reviews=settings.monitoring_min_reviews,
+                                                  window=settings.monitoring_review_window))  # fmt: skip
+    except Exception:
+        log.exception("reviewed performance could not be read")
     body, content_type = metrics.exposition(state.settings.prometheus_multiproc_dir)
     return Response(body, media_type=content_type)

@@ -242,3 +242,40 @@ class JwtKey(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class MonitoringSample(Base):
+    """One input the production monitor saw (monitoring/sample.py: statistics, projection, outputs;
+    nothing identifying). The monitor prunes the oldest beyond CXR_MONITORING_KEEP_SAMPLES."""
+
+    __tablename__ = "monitoring_samples"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    model_digest: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    row: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_monitoring_samples_model", "model_digest", "id"),)
+
+
+class MonitoringEvaluation(Base):
+    """One run of the drift tests on the window ending at ``last_sample_id``; its streaks carry the
+    alarm rule across restarts and replicas."""
+
+    __tablename__ = "monitoring_evaluations"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    model_digest: Mapped[str] = mapped_column(String(64))
+    last_sample_id: Mapped[int] = mapped_column(BigInteger)
+    window_size: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)  # per kind: score, alarm
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # every test (detector.TestResult)
+
+    __table_args__ = (Index("ix_monitoring_evaluations_model", "model_digest", "id"),)

@@ -6,12 +6,16 @@ import * as api from "./api.js";
 import { initAudit, loadAudit, resetAudit } from "./audit.js";
 import { $, $$, announce, focusHeading, h, hideMessage, setBusy, showError, showMessage } from "./dom.js";
 import { initHistory, loadHistory, resetHistory } from "./history.js";
+import { initMonitoring, loadMonitoring } from "./monitoring.js";
 import { renderResult, resultSentence } from "./result.js";
 import { initSecurity, openSecurity } from "./security.js";
 import { roleWords } from "./words.js";
 
-const VIEWS = ["signin", "security", "analyse", "result", "history", "admin", "audit", "notfound"];
-const NEEDS = { analyse: "predict", history: "read_history", result: "read_history", admin: "manage", audit: "read_audit" };
+const VIEWS = ["signin", "security", "analyse", "result", "history", "admin", "audit", "monitoring", "notfound"];
+const NEEDS = {
+  analyse: "predict", history: "read_history", result: "read_history", admin: "manage", audit: "read_audit",
+  monitoring: "read_audit",
+};
 
 let me = null; // GET /auth/me: {kind, id, name, role, permissions}
 let expiryTimers = [];
@@ -63,6 +67,7 @@ async function route() {
   if (view === "history") await loadHistory();
   else if (view === "admin") await loadAdmin(me);
   else if (view === "audit") await loadAudit();
+  else if (view === "monitoring") await loadMonitoring();
   else if (view === "result") await openResult(id);
   return view;
 }
@@ -366,6 +371,7 @@ function init() {
   initHistory();
   initAdmin();
   initAudit();
+  initMonitoring();
   api.onUnauthorized(() => {
     // Only an open session can end; a refused sign-in says so itself.
     if (me) signOut("Your session has ended (it expired, or the account or key was disabled). Please sign in again.");

@@ -1,0 +1,35 @@
+"""The reference is made from the package's own validation split, as its training config defines it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from cxr_pneumonia.data.catalog import scan
+from cxr_pneumonia.data.splits import earliest_patients_split
+from cxr_pneumonia.monitoring.sources import reference_paths
+from cxr_pneumonia.package import ModelPackage, write_manifest
+
+
+def test_val_strategy_earliest_gives_the_earliest_patients_of_train(
+    bundled_model_path: Path, kermany: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pkg"
+    shutil.copytree(bundled_model_path, out)
+    manifest = ModelPackage.open(out).manifest
+    config = {**manifest.training.get("config", {}), "val_strategy": "earliest", "val_fraction": 0.1}
+    write_manifest(out, replace(manifest, training={**manifest.training, "config": config}))
+    paths, info, patients = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+
+    catalog = scan(kermany, verify=False)
+    train = [r for r in catalog.rows if r.split in (None, "train", "val")]
+    expected = [catalog.absolute(r) for r in earliest_patients_split(train, 0.1)[1]]
+    assert paths == expected and info["selection"] == "validation re-made (earliest patients)"
+    assert len(patients) == len(paths) and set(patients) == {
+        r.patient_id for r in earliest_patients_split(train, 0.1)[1]
+    }
+    assert not any("/test/" in str(p) for p in paths)
+    # the earliest normal patients of train are next to test's (IM-0001..0111): IM-0115 onwards
+    names = sorted(p.name for p in paths if p.parent.name == "NORMAL" and p.name.startswith("IM-"))
+    assert names[0].startswith("IM-011")
