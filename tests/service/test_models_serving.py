@@ -4,6 +4,7 @@ corrupt version refused while the old one serves, and the registry unreachable a
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from bundled_model import BUNDLED_VERSION
 from fastapi import FastAPI
 from registry_helpers import MlflowServer, derive_package, free_loopback_port
 from sqlalchemy import select
@@ -125,6 +127,12 @@ def test_an_alias_moves_under_load_with_no_failed_request_and_a_corrupt_version_
     assert versions.index("2") > versions.index("1")
     listed = service.client.get(f"{API}/models", headers=admin).json()["models"]
     assert [(m["role"], m["registry_version"]) for m in listed] == [("champion", "2")]
+    served = {  # cxr_model_info: the new champion is 1, the one swapped out 0 (not left at 1)
+        dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))["version"]: float(line.rsplit(" ", 1)[1])
+        for line in service.client.get("/metrics").text.splitlines()
+        if line.startswith("cxr_model_info{")
+    }
+    assert served.get("1.1.0") == 1.0 and served.get(BUNDLED_VERSION) == 0.0, served
 
     # a version whose files do not match their recorded sha256 is refused; the old one keeps serving
     corrupt = registry.register(derive_package(bundled_model_path, tmp_path / "v3", version="1.2.0",

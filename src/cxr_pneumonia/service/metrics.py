@@ -250,8 +250,18 @@ def observe_refusal(reason: str, source: str) -> None:
     REFUSALS.labels(reason, source).inc()
 
 
+_served_model: list[tuple[str, str, str]] = []  # this process's current champion labels (at most one)
+
+
 def set_model(model: ModelRef) -> None:
-    MODEL_INFO.labels(model.name, model.version, model.sha256).set(1)
+    """The champion this process serves is 1; one it served before a hot swap drops to 0 (a label
+    cannot be removed from another process's multiprocess file, so it is zeroed, not deleted)."""
+    labels = (model.name, model.version, model.sha256)
+    for previous in _served_model:
+        if previous != labels:
+            MODEL_INFO.labels(*previous).set(0)
+    _served_model[:] = [labels]
+    MODEL_INFO.labels(*labels).set(1)
 
 
 def exposition(multiprocess_dir: Path | None) -> tuple[bytes, str]:
