@@ -41,6 +41,16 @@ def test_shadow_answers_are_stored_linked_and_never_returned(
     with service.store.reading() as session:
         rows = list(session.scalars(select(ShadowPrediction).order_by(ShadowPrediction.id)))
     assert [r.prediction_id for r in rows] == [a["id"] for a in answered]
+    # the same input queued again for the same shadow (a replay racing its original) is stored once
+    runner = service.app.state.cxr.models.shadow_runner
+    runner.submit(answered[0]["id"], accepted_images[0])
+    runner.join()
+    with service.store.reading() as session:
+        again = session.scalars(
+            select(ShadowPrediction).where(ShadowPrediction.prediction_id == answered[0]["id"])
+        )
+        assert len(list(again)) == 1
+    assert runner.stats()["duplicates"] == 1
     assert {r.model_version for r in rows} == {"1.1.0"} and all(
         r.label in ("normal", "pneumonia") for r in rows
     )

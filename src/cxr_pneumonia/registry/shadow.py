@@ -44,6 +44,7 @@ class ShadowRunner:
         self.submitted = 0
         self.dropped = 0
         self.recorded = 0
+        self.duplicates = 0  # inputs whose answer by this shadow was stored already
         self.failed = 0
         self._thread = threading.Thread(target=self._run, name="cxr-shadow", daemon=True)
         self._thread.start()
@@ -72,6 +73,7 @@ class ShadowRunner:
         return {
             "submitted": self.submitted,
             "recorded": self.recorded,
+            "duplicates": self.duplicates,
             "dropped": self.dropped,
             "failed": self.failed,
             "pending": self.pending(),
@@ -95,11 +97,14 @@ class ShadowRunner:
             return
         try:
             outcome = predictor.predict(data, heatmap=False)
-            self.store.record_shadow(prediction_id, outcome)
+            stored = self.store.record_shadow(prediction_id, outcome)
         except CXRError as exc:  # the shadow refused what the answering model accepted: worth keeping
-            self.store.record_shadow(prediction_id, (exc.code, asdict(predictor.model_ref)))
+            stored = self.store.record_shadow(prediction_id, (exc.code, asdict(predictor.model_ref)))
         except Exception:  # a broken shadow must never take the service down with it
             log.exception("the shadow model failed on an input")
             self.failed += 1
             return
-        self.recorded += 1
+        if stored is None:
+            self.duplicates += 1
+        else:
+            self.recorded += 1

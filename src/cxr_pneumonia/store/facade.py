@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -208,10 +208,20 @@ class Store:
 
     def record_shadow(
         self, prediction_id: str, outcome: Prediction | tuple[str, dict[str, Any]]
-    ) -> ShadowPrediction:
-        """Commit a shadow model's answer (or refusal) to an input ``prediction_id`` answered."""
+    ) -> ShadowPrediction | None:
+        """Commit a shadow model's answer (or refusal) to an input ``prediction_id`` answered; once per
+        input and shadow model (an idempotent replay that raced its original queues the input twice):
+        None when that answer is stored already."""
         row = shadow_row(prediction_id, outcome)
         with self.transaction() as session:
+            earlier = session.scalar(
+                select(ShadowPrediction).where(
+                    ShadowPrediction.prediction_id == prediction_id,
+                    ShadowPrediction.model_digest == row.model_digest,
+                )
+            )
+            if earlier is not None:
+                return None
             session.add(row)
         return row
 

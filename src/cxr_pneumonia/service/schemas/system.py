@@ -49,7 +49,7 @@ class ModelsOut(BaseModel):
     models: list[ServedModelOut]
     ab_percent: float  # share of inputs the challenger answers
     errors: dict[str, str]  # role -> why it is not being served
-    shadow_queue: dict[str, int] | None  # submitted, recorded, dropped, failed, pending
+    shadow_queue: dict[str, int] | None  # submitted, recorded, duplicates, dropped, failed, pending
 
 
 class ReloadOut(BaseModel):
