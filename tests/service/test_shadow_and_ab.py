@@ -119,3 +119,10 @@ def test_the_ab_split_is_deterministic_by_sha256_and_near_its_percentage(
     assert seen == {"champion", "challenger"}
     again = service.predict(variants[0], clinician).json()
     assert again["model"]["arm"] == arms[0]  # the same input never flips between arms
+    # a batch splits the same way: each image gets the arm it gets alone, results in input order
+    batch = variants[24:36]
+    files = [("files", (f"{i}.jpeg", data, "image/jpeg")) for i, data in enumerate(batch)]
+    answered = service.client.post(f"{API}/predict/batch", files=files, headers=clinician).json()["results"]
+    assert [r["index"] for r in answered] == list(range(len(batch)))
+    assert [r["prediction"]["model"]["arm"] for r in answered] == arms[24:36]
+    assert set(arms[24:36]) == {"champion", "challenger"}

@@ -11,6 +11,7 @@ from ...errors import CXRError, ModelError, TooLarge
 from ...imaging import load
 from ...imaging.limits import Limits
 from ...inference.prediction import Prediction
+from ...inference.predictor import BatchResult
 from ...registry.serving import ServedModel
 from ...store import idempotency, references
 from ...store.db.models import PredictionRecord
@@ -106,6 +107,20 @@ def _out(state: ServiceState, row: PredictionRecord, data: bytes, preview: bool)
         settings = state.settings
         out.preview = preview_data_url(load(data, Limits.from_settings(settings)))
     return out
+
+
+def _predict_routed(state: ServiceState, readable: list[bytes]) -> list[tuple[ServedModel, BatchResult]]:
+    """Each input answered by the arm its sha256 picks, as /predict does (so an image gets the same
+    model alone or in a batch); one batch per arm, results in input order."""
+    arms = [state.route(hashlib.sha256(data).hexdigest()) for data in readable]
+    outcomes: list[tuple[ServedModel, BatchResult] | None] = [None] * len(readable)
+    for served in {id(arm): arm for arm in arms}.values():
+        indices = [i for i, arm in enumerate(arms) if arm is served]
+        with state.inference_slot():
+            answers = served.predictor.predict_batch([readable[i] for i in indices])
+        for i, answer in zip(indices, answers, strict=True):
+            outcomes[i] = (served, answer)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _claim(
@@ -204,9 +219,8 @@ def predict_batch(
     if earlier:
         response.headers[REPLAY_HEADER] = "true"  # items not committed the first time are read now
     readable = [item for i, item in enumerate(read) if isinstance(item, bytes) and i not in earlier]
-    served = state.require_champion()  # a batch is answered by one model: the champion (no A/B split)
-    with state.inference_slot():
-        predicted = iter(served.predictor.predict_batch(readable))
+    state.require_champion()  # 503 without a model, even when no file was readable
+    predicted = iter(_predict_routed(state, readable))
     results: list[BatchItem] = []
     for index, (upload, item) in enumerate(zip(files, read, strict=True)):
         data = item if isinstance(item, bytes) else None
@@ -215,8 +229,8 @@ def predict_batch(
             out = _out(state, earlier[index], data, False)
             results.append(BatchItem(index=index, filename=filename, ok=True, prediction=out))
             continue
-        outcome = next(predicted) if data is not None else item
-        if isinstance(outcome, Prediction) and data is not None:
+        served, outcome = next(predicted) if data is not None else (None, item)
+        if isinstance(outcome, Prediction) and served is not None and data is not None:
             item_claim = claim.for_item(index) if claim else None
             out = _commit(state, ctx, principal, outcome, source, data, served, claim=item_claim)
             results.append(BatchItem(index=index, filename=filename, ok=True, prediction=out))
