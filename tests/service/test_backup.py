@@ -16,9 +16,14 @@ from cxr_pneumonia.config import get_settings
 from .conftest import Service
 
 
-def _cxr(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str) -> tuple[int, str]:
+def _cxr(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str, database_url: str = ""
+) -> tuple[int, str]:
+    """Run the CLI on ``data_dir``'s SQLite database, or on ``database_url``."""
     for name in ("CXR_DATABASE_URL", "CXR_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
+    if database_url:
+        monkeypatch.setenv("CXR_DATABASE_URL", database_url)
     monkeypatch.setenv("CXR_DATA_DIR", str(data_dir))
     get_settings.cache_clear()
     try:
@@ -70,20 +75,6 @@ def test_a_tampered_backup_is_not_restored(
     assert not (tmp_path / "fresh" / "cxr.sqlite3").exists()
 
 
-def _cxr_on(
-    monkeypatch: pytest.MonkeyPatch, data_dir: Path, database_url: str, *args: str
-) -> tuple[int, str]:
-    monkeypatch.setenv("CXR_DATABASE_URL", database_url)
-    monkeypatch.delenv("CXR_REDIS_URL", raising=False)
-    monkeypatch.setenv("CXR_DATA_DIR", str(data_dir))
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli_app, list(args))
-    finally:
-        get_settings.cache_clear()
-    return result.exit_code, result.output
-
-
 def test_postgresql_backup_restores_into_another_database(
     make_service: Callable[..., Service],
     postgres_url: str,
@@ -99,15 +90,15 @@ def test_postgresql_backup_restores_into_another_database(
     live = make_service(data_dir=tmp_path / "live", database_url=postgres_url)
     ids = [live.predict(chest_jpeg).json()["id"] for _ in range(2)]
     out = tmp_path / "backups" / "cxr.pgdump"
-    code, output = _cxr_on(monkeypatch, tmp_path / "live", postgres_url, "db", "backup", str(out))
+    code, output = _cxr(monkeypatch, tmp_path / "live", "db", "backup", str(out), database_url=postgres_url)
     assert code == 0 and "audit chain intact" in output, output
     assert out.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
     live.predict(chest_jpeg)  # after the backup: not in it
 
     with fresh_postgres_database() as target:
-        code, output = _cxr_on(monkeypatch, tmp_path / "fresh", target, "db", "restore", str(out))
+        code, output = _cxr(monkeypatch, tmp_path / "fresh", "db", "restore", str(out), database_url=target)
         assert code == 0, output
-        code, output = _cxr_on(monkeypatch, tmp_path / "fresh", target, "audit", "verify")
+        code, output = _cxr(monkeypatch, tmp_path / "fresh", "audit", "verify", database_url=target)
         assert code == 0 and output.startswith("intact:") and "2 predictions" in output, output
         engine = create_engine(target)
         with engine.connect() as connection:
@@ -120,6 +111,8 @@ def test_postgresql_backup_restores_into_another_database(
     with engine.begin() as connection:
         connection.execute(text("UPDATE predictions SET label = 'normal', p_pneumonia = 0.01"))
     engine.dispose()
-    code, output = _cxr_on(monkeypatch, tmp_path / "live", postgres_url, "db", "backup", str(tmp_path / "b2"))
+    code, output = _cxr(
+        monkeypatch, tmp_path / "live", "db", "backup", str(tmp_path / "b2"), database_url=postgres_url
+    )
     assert code == 2 and "audit chain of the database is broken" in output, output
     assert not (tmp_path / "b2").exists()
