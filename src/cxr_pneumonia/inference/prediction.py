@@ -92,6 +92,9 @@ class Prediction:
     timings: Timings = field(default_factory=Timings)
     cached: bool = False
     disclaimer: str = DISCLAIMER
+    # The model's raw (pre-temperature) logits (normal, bacterial, viral): what recalibration from
+    # reviewed cases refits on without the image (jobs/, docs/jobs.md). Not in the API answer.
+    logits: tuple[float, ...] | None = field(default=None, compare=False)
 
     def with_cached_flag(self) -> Prediction:
         """This prediction as served from the result cache."""
@@ -119,7 +122,7 @@ class Prediction:
             return None
         return max(self.p_bacterial, self.p_viral) / self.p_pneumonia
 
-    def to_dict(self, include_heatmap: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_heatmap: bool = False, include_logits: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,
             "headline": self.headline,
@@ -146,6 +149,8 @@ class Prediction:
         }
         if include_heatmap and self.heatmap is not None:
             data["heatmap"] = encode_heatmap(self.heatmap)
+        if include_logits and self.logits is not None:
+            data["logits"] = list(self.logits)
         return data
 
     @classmethod
@@ -177,6 +182,7 @@ class Prediction:
             heatmap_reference=data.get("heatmap_reference"),
             timings=Timings(**data.get("timings_ms", {})),
             cached=bool(data.get("cached", False)),
+            logits=tuple(float(v) for v in data["logits"]) if data.get("logits") else None,
         )
 
 
