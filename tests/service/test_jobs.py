@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reviewed_cases import review_real_cases as reviewed
 from sqlalchemy import select
 
 from cxr_pneumonia.jobs.kinds import has_torch, has_tune_command
@@ -26,32 +27,8 @@ JOBS = f"{API}/admin/jobs"
 PER_CLASS = 30  # with 30% held out, 21 of each class remain to fit on (at least 20 are needed)
 
 
-def _subtype(path: Path) -> str | None:
-    return "viral" if "virus" in path.name else "bacterial" if "bacteria" in path.name else None
-
-
 def review_real_cases(service: Service, kermany: Path, per_class: int) -> int:
-    """Real Kermany test radiographs through POST /predict, each confirmed by a clinician with its
-    true label (the folder; the subtype from the file name) through POST .../review."""
-    clinician = service.key("clinician")
-    reviewed = 0
-    for folder, label in (("NORMAL", "normal"), ("PNEUMONIA", "pneumonia")):
-        count = 0
-        for path in sorted((kermany / "test" / folder).glob("*.jpeg")):
-            answer = service.predict(path.read_bytes(), headers=clinician)
-            if answer.status_code != 200:
-                continue  # refused (out of distribution): no prediction to review
-            body = {"label": label, "subtype": _subtype(path) if label == "pneumonia" else None}
-            done = service.client.post(
-                f"{API}/predictions/{answer.json()['id']}/review", json=body, headers=clinician
-            )
-            assert done.status_code == 201, done.text
-            count += 1
-            if count == per_class:
-                break
-        assert count == per_class, f"only {count} {folder} test images were accepted"
-        reviewed += count
-    return reviewed
+    return reviewed(service.client, service.key("clinician"), kermany, per_class)
 
 
 def wait_for(
