@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -216,3 +217,96 @@ def test_a_restart_marks_a_job_whose_process_is_gone_as_interrupted(
     nxt = restarted.client.post(JOBS, json={"kind": "recalibrate"}, headers=restarted.key("admin"))
     assert nxt.status_code == 202, nxt.text  # the claim was released
     wait_for(restarted, nxt.json()["id"], ended)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / 'replicas.sqlite3'}"
+
+
+def test_the_claim_admits_one_job_across_replicas(database_url: str, tmp_path: Path) -> None:
+    """Two replicas (two stores on one database) starting jobs at the same moment: one wins, the
+    others get the winner's id; once it ends, the next may start."""
+    from cxr_pneumonia.config import Settings
+    from cxr_pneumonia.jobs import queue
+    from cxr_pneumonia.jobs.errors import JobBusy
+    from cxr_pneumonia.store.facade import Store
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[call-arg]
+    replicas = [Store.from_settings(settings), Store.from_settings(settings)]
+    try:
+        barrier = threading.Barrier(8)
+        won: list[str] = []
+        refused: list[str] = []
+
+        def start(store: Store) -> None:
+            barrier.wait()
+            try:
+                won.append(queue.create(store, "recalibrate", {}, actor="test").id)
+            except JobBusy as busy:
+                refused.append(busy.extra["running_job"])
+
+        threads = [threading.Thread(target=start, args=(replicas[i % 2],)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1 and len(refused) == 7
+        assert set(refused) <= {won[0], "?"}  # "?": it ended in between (it cannot here)
+        queue.finish(replicas[0], won[0], queue.FAILED, error="test")
+        assert queue.create(replicas[1], "recalibrate", {}, actor="test").id != won[0]
+    finally:
+        for store in replicas:
+            store.close()
+
+
+def test_a_job_silent_for_too_long_on_another_host_is_interrupted(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from cxr_pneumonia.config import Settings
+    from cxr_pneumonia.jobs import queue
+    from cxr_pneumonia.store.db.base import utcnow
+    from cxr_pneumonia.store.db.models import Job
+    from cxr_pneumonia.store.facade import Store
+
+    store = Store.from_settings(Settings(_env_file=None, data_dir=tmp_path, database_url=None))  # type: ignore[call-arg]
+    try:
+        job = queue.create(store, "recalibrate", {}, actor="test")
+        # its runner on another machine reported 10 s ago: alive as far as anyone can tell
+        with store.transaction() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(
+                    status="running",
+                    host="another-host",
+                    pid=1,
+                    heartbeat_at=utcnow() - timedelta(seconds=10),
+                )
+            )
+        assert queue.recover(store, stale_seconds=120) == []
+        with store.transaction() as session:
+            session.execute(
+                update(Job).where(Job.id == job.id).values(heartbeat_at=utcnow() - timedelta(seconds=300))
+            )
+        assert queue.recover(store, stale_seconds=120) == [job.id]
+        ended = queue.get(store, job.id)
+        assert ended.status == "interrupted" and ended.lock is None and "no heartbeat" in (ended.error or "")
+    finally:
+        store.close()
+
+
+def test_logits_survive_the_result_cache(service: Service, chest_jpeg: bytes) -> None:
+    """A prediction served from a cache (Redis keeps it as JSON) still records its logits."""
+    from cxr_pneumonia.inference.prediction import Prediction
+
+    predictor = service.app.state.cxr.predictor
+    fresh = predictor.predict(chest_jpeg, use_cache=False)
+    assert fresh.logits is not None and len(fresh.logits) == 3
+    again = Prediction.from_dict(fresh.to_dict(include_heatmap=True, include_logits=True))
+    assert again.logits == fresh.logits
+    assert "logits" not in fresh.to_dict()  # not part of the API's answer

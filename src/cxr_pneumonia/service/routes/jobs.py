@@ -17,7 +17,7 @@ router = APIRouter(prefix="/admin/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 
-@router.post("", response_model=JobOut, status_code=202, responses=responses(409, *AUTH))
+@router.post("", response_model=JobOut, status_code=202, responses=responses(400, 409, *AUTH))
 def start_job(principal: CanManage, ctx: ContextDep, state: StateDep, body: JobIn) -> JobOut:
     """Start a job. 409: another job is queued or running (``running_job`` names it), or this install
     cannot run the kind (the serving install offers recalibrate only). 422: bad parameters, or a
