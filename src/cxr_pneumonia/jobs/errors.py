@@ -11,8 +11,11 @@ class JobBusy(CXRError):
     code = "job_running"
     http_status = 409
 
-    def __init__(self, running_id: str, kind: str, status: str) -> None:
-        super().__init__(f"{kind} job {running_id} is {status}: one job runs at a time", code=self.code)
+    def __init__(self, running_id: str | None, kind: str = "", status: str = "") -> None:
+        if running_id is None:  # it ended between our insert and our look: trying again will do
+            super().__init__("another job was just ending: try again", code=self.code)
+        else:
+            super().__init__(f"{kind} job {running_id} is {status}: one job runs at a time", code=self.code)
         self.extra = {"running_job": running_id}
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..data.catalog import csv_image_paths
+from ..errors import DataError
 from .errors import JobRejected, JobUnavailable
 
 KINDS = ("recalibrate", "train", "tune")
@@ -67,10 +69,33 @@ def _inside_roots(settings: Settings, value: Any, what: str) -> Path:
     if not isinstance(value, str) or not value:
         raise JobRejected(f"{what} must be a path")
     path = Path(value).resolve()
-    if not any(path == root or root in path.parents for root in roots):
+    if not _within(path, roots):
         raise JobRejected(f"{what} {value} is outside the allowed dataset roots (CXR_JOB_DATA_ROOTS)")
     if not path.exists():
         raise JobRejected(f"{what} {value} does not exist")
+    return path
+
+
+def _within(path: Path, roots: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
+def _dataset(settings: Settings, value: Any) -> Path:
+    """A dataset folder or CSV under the roots; a CSV's images must be under them too (a CSV could
+    otherwise name any file the server can read)."""
+    path = _inside_roots(settings, value, "data")
+    if path.is_file():
+        try:
+            images = csv_image_paths(path)
+        except DataError as exc:
+            raise JobRejected(f"data {value}: {exc.detail}") from None
+        outside = [p for p in images if not _within(p, settings.job_data_root_paths)]
+        if outside:
+            raise JobRejected(
+                f"data {value} lists {len(outside)} images outside the allowed dataset roots"
+                f" (CXR_JOB_DATA_ROOTS), e.g. {outside[0]}"
+            )
     return path
 
 
@@ -98,7 +123,7 @@ def validate(settings: Settings, kind: str, params: dict[str, Any]) -> dict[str,
         if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
             raise JobRejected("version must be a short text")
         return {"holdout": float(holdout), "seed": _int(params, "seed", 0, 2**31) or 0, "version": version}
-    checked: dict[str, Any] = {"data": str(_inside_roots(settings, params.get("data"), "data"))}
+    checked: dict[str, Any] = {"data": str(_dataset(settings, params.get("data")))}
     if params.get("config") is not None:
         checked["config"] = str(_inside_roots(settings, params["config"], "config"))
     if kind == "train":

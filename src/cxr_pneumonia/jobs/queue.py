@@ -75,7 +75,7 @@ def create(
         with store.reading() as session:
             holder = running_job(session)
         if holder is None:  # it ended in between: the caller may simply try again
-            raise JobBusy("?", "another", "ending") from None
+            raise JobBusy(None) from None
         raise JobBusy(holder.id, holder.kind, holder.status) from None
     return job
 
