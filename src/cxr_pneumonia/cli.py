@@ -220,17 +220,40 @@ def evaluate(
 @app.command()
 def recalibrate(
     model: Annotated[Path, typer.Option(help="the model package to recalibrate")],
-    data: Annotated[Path, typer.Option(help="the site's labelled cases: folder or CSV (path,label,...)")],
     out: Annotated[Path, typer.Option(help="where to write the new package (must not exist or be empty)")],
+    data: Annotated[
+        Path | None, typer.Option(help="the site's labelled cases: folder or CSV (path,label,...)")
+    ] = None,
+    from_reviews: Annotated[
+        bool,
+        typer.Option(
+            "--from-reviews", help="fit on the store's reviewed predictions (their stored logits), no images"
+        ),
+    ] = False,
     split: Annotated[str, typer.Option(help="rows of the data to fit on: all, or a split name")] = "all",
+    holdout: Annotated[
+        float, typer.Option(help="--from-reviews: share of reviewed cases held out to measure on")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="--from-reviews: seed of the held-out split")] = 0,
     version: Annotated[str | None, typer.Option(help="the new package's version")] = None,
+    result_json: Annotated[
+        Path | None, typer.Option(help="also write the new package and its evaluation here (JSON)")
+    ] = None,
 ) -> None:
-    """Refit temperature, threshold and conformal quantile on a site's labelled cases: a new package
-    version (same weights) whose model.json names its parent and the data."""
-    from .training.recalibrate import recalibrate as run_recalibration
-
+    """Refit temperature, threshold and conformal quantile on a site's labelled cases (--data) or on
+    the clinicians' reviewed predictions (--from-reviews): a new package version (same weights) whose
+    model.json names its parent and the cases."""
+    if (data is None) == (not from_reviews):
+        raise _fail(CXRError("give either --data or --from-reviews", code="usage")) from None
+    evaluation = None
     try:
-        child = run_recalibration(model, data, out, split=split, version=version)
+        if from_reviews:
+            child, evaluation = _recalibrate_from_reviews(model, out, holdout, seed, version)
+        else:
+            from .training.recalibrate import recalibrate as run_recalibration
+
+            assert data is not None
+            child = run_recalibration(model, data, out, split=split, version=version)
     except CXRError as exc:
         raise _fail(exc) from None
     cal = child.calibration
@@ -238,7 +261,47 @@ def recalibrate(
         f"{child.model_id} written to {out} (parent {child.parent['model_id'] if child.parent else '?'}): "
         f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
     )
-    console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+    if result_json is not None:
+        result = {"package": str(out.resolve()), "model_id": child.model_id, "digest": child.digest}
+        result_json.write_text(json.dumps({**result, "parent": child.parent, "evaluation": evaluation}))
+    if evaluation is None:
+        console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+
+
+def _recalibrate_from_reviews(
+    model: Path, out: Path, holdout: float, seed: int, version: str | None
+) -> tuple[Any, dict[str, Any]]:
+    from .config import get_settings
+    from .store.facade import Store
+    from .training.recalibrate_reviews import recalibrate_from_reviews
+
+    def progress(fraction: float, stage: str) -> None:
+        typer.echo(f"[progress {fraction:.2f}] {stage}")  # read by the job runner (jobs/runner.py)
+
+    store = Store.from_settings(get_settings())
+    try:
+        done = recalibrate_from_reviews(
+            model,
+            store,
+            out,
+            source=store.label,
+            holdout=holdout,
+            seed=seed,
+            version=version,
+            progress=progress,
+        )
+    finally:
+        store.close()
+    for when in ("before", "after"):
+        m = done.evaluation[when]
+        shown = ", ".join(
+            f"{name} {m[key]:.3f}" if isinstance(m[key], float) else f"{name} -"
+            for name, key in (("sensitivity", "sensitivity"), ("specificity", "specificity"), ("ECE", "ece"))
+        )
+        typer.echo(
+            f"{when} ({done.evaluation['cases']}, n={m['n']}): {shown}, referred {m['referral_rate']:.3f}"
+        )
+    return done.manifest, done.evaluation
 
 
 @app.command()

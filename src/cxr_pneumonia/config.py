@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     gate_auroc_tolerance: float = 0.005
     gate_sensitivity_tolerance: float = 0.01
     gate_ece_tolerance: float = 0.01
+    # Training jobs from the service (jobs/, docs/jobs.md): the folders train/tune jobs may read datasets
+    # and configs from (comma-separated; empty: none, so only recalibrate jobs can run), how often a
+    # running job's process reports, and after how long without a report it counts as interrupted.
+    job_data_roots: str = ""
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    job_stale_seconds: float = Field(default=120.0, gt=0)
+    job_log_lines: int = Field(default=200, ge=10)  # the log tail GET /admin/jobs/{id} returns
     # `cxr predict --ray ADDRESS`: the address of this machine's Ray node the driver attaches to
     # (Ray guesses the machine's network address otherwise; a cluster on loopback needs it named).
     ray_node_ip: str | None = None
@@ -189,6 +196,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'cxr.sqlite3').resolve()}"
+
+    @property
+    def job_data_root_paths(self) -> list[Path]:
+        return [Path(p.strip()).resolve() for p in self.job_data_roots.split(",") if p.strip()]
+
+    @property
+    def resolved_jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"  # one folder per job: its log, its package
 
     @property
     def resolved_dicom_spool_dir(self) -> Path:

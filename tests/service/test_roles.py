@@ -46,6 +46,9 @@ REQUIRED = {
     ("GET", f"{API}/models/{{model_id}}/card"): "read_model",
     ("GET", f"{API}/models/compare"): "read_history",
     ("POST", f"{API}/admin/models/reload"): "manage",
+    ("POST", f"{API}/admin/jobs"): "manage",
+    ("GET", f"{API}/admin/jobs"): "manage",
+    ("GET", f"{API}/admin/jobs/{{job_id}}"): "manage",
     ("GET", f"{API}/auth/me"): ANY_ROLE,
     ("POST", f"{API}/auth/password"): ANY_ROLE,
     ("GET", f"{API}/auth/mfa"): ANY_ROLE,
@@ -60,7 +63,13 @@ GRANTS = {
     "auditor": {"read_history", "read_audit", "read_model"},
     "integration": {"predict", "read_model"},
 }
-PATH_VALUES = {"prediction_id": "0" * 32, "username": "someone", "key_id": "0" * 12, "model_id": "0" * 12}
+PATH_VALUES = {
+    "prediction_id": "0" * 32,
+    "username": "someone",
+    "key_id": "0" * 12,
+    "model_id": "0" * 12,
+    "job_id": "0" * 32,
+}
 
 
 def _routes(service: Service) -> set[tuple[str, str]]:

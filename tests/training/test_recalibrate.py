@@ -78,3 +78,17 @@ def test_an_existing_output_is_never_overwritten(
     with pytest.raises(DataError) as error:
         recalibrate(bundled_model_path, _site_csv(kermany, tmp_path, 24), out)
     assert error.value.code == "out_exists"
+
+
+def test_recalibration_from_reviews_needs_no_pytorch() -> None:
+    """The serving image has no PyTorch: the CLI, the review recalibration and the job runner must
+    not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import cxr_pneumonia.cli, cxr_pneumonia.training.recalibrate_reviews, "
+        "cxr_pneumonia.jobs.runner; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

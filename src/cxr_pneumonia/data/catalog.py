@@ -226,6 +226,11 @@ def _entries_from_csv(csv_path: Path) -> list[_Entry]:
     return entries
 
 
+def csv_image_paths(csv_path: Path) -> list[Path]:
+    """The image paths a dataset CSV lists (relative ones against its folder), without reading them."""
+    return [entry.path for entry in _entries_from_csv(csv_path)]
+
+
 def _canonical_split(name: str) -> str:
     name = name.strip().lower()
     return "val" if name == "validation" else name

@@ -67,5 +67,5 @@ class RedisCache:
         return Prediction.from_dict(json.loads(raw))
 
     def put(self, prediction: Prediction) -> None:
-        payload = json.dumps(prediction.to_dict(include_heatmap=True))
+        payload = json.dumps(prediction.to_dict(include_heatmap=True, include_logits=True))
         self._redis.set(self._key(prediction.input_sha256, prediction.model.cache_key), payload, ex=self.ttl)

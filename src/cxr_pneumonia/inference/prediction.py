@@ -96,6 +96,9 @@ class Prediction:
     # and a few intensity statistics of the decoded pixels. None when read back from a cache or JSON.
     pooled_features: np.ndarray | None = field(default=None, compare=False, repr=False)
     intensity: dict[str, float] | None = field(default=None, compare=False, repr=False)
+    # The model's raw (pre-temperature) logits (normal, bacterial, viral): what recalibration from
+    # reviewed cases refits on without the image (jobs/, docs/jobs.md). Not in the API answer.
+    logits: tuple[float, ...] | None = field(default=None, compare=False)
 
     def with_cached_flag(self) -> Prediction:
         """This prediction as served from the result cache."""
@@ -123,7 +126,7 @@ class Prediction:
             return None
         return max(self.p_bacterial, self.p_viral) / self.p_pneumonia
 
-    def to_dict(self, include_heatmap: bool = False) -> dict[str, Any]:
+    def to_dict(self, include_heatmap: bool = False, include_logits: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,
             "headline": self.headline,
@@ -150,6 +153,8 @@ class Prediction:
         }
         if include_heatmap and self.heatmap is not None:
             data["heatmap"] = encode_heatmap(self.heatmap)
+        if include_logits and self.logits is not None:
+            data["logits"] = list(self.logits)
         return data
 
     @classmethod
@@ -181,6 +186,7 @@ class Prediction:
             heatmap_reference=data.get("heatmap_reference"),
             timings=Timings(**data.get("timings_ms", {})),
             cached=bool(data.get("cached", False)),
+            logits=tuple(float(v) for v in data["logits"]) if data.get("logits") else None,
         )
 
 

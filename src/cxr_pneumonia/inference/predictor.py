@@ -276,7 +276,8 @@ class Predictor:
                     cams[i], (self.spec.size, self.spec.size), self.calibration.heatmap_reference
                 )
             timings = (inference_ms, heatmap_share + _ms(t2), started[i])
-            prediction = self._assemble(item, out.probs[i], float(out.ood[i]), (cam, peak), timings)
+            raw = tuple(float(v) for v in out.logits[i])
+            prediction = self._assemble(item, (out.probs[i], raw), float(out.ood[i]), (cam, peak), timings)
             pooled = out.pooled[i] if out.pooled is not None else None
             results.append(dataclasses.replace(prediction, pooled_features=pooled, intensity=intensity(item)))
         return results
@@ -284,13 +285,14 @@ class Predictor:
     def _assemble(
         self,
         item: Prepared,
-        probs: np.ndarray,
+        scores: tuple[np.ndarray, tuple[float, ...]],
         ood_score: float,
         heat: tuple[np.ndarray | None, float | None],
         timings: tuple[float, float, float],
     ) -> Prediction:
         inference_ms, heatmap_ms, started = timings
         cam, peak = heat
+        probs, logits = scores  # calibrated probabilities, raw logits
         p_pneumonia = float(probs[1] + probs[2])
         label, in_set, refer = self.decide(p_pneumonia)
         # outside the training population the conformal guarantee does not hold: always refer
@@ -319,4 +321,5 @@ class Predictor:
                 heatmap_ms=round(heatmap_ms, 3),
                 total_ms=_ms(started),
             ),
+            logits=logits,
         )

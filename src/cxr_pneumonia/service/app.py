@@ -14,6 +14,7 @@ from .. import DISCLAIMER, __version__, logs
 from ..config import Settings
 from ..inference import Predictor
 from ..integration.fhir_push import FhirPublisher
+from ..jobs.control import recover_at_start
 from ..monitoring.provide import card_sensitivity
 from ..monitoring.served import ModelMonitors
 from ..registry.serving import CHAMPION, ModelRouter, ServedModel
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     fhir = FhirPublisher.from_settings(settings)  # None unless CXR_FHIR_URL
     # the store's commits feed our Prometheus counters (and the FHIR push)
     store = Store.from_settings(settings, observer=metrics, publisher=fhir)
+    for job_id in recover_at_start(settings, store):  # its runner died with the last run of the service
+        log.warning("job %s was running when the service stopped: marked interrupted", job_id)
     models = start_models(settings, store, predictor)
     if models.champion is not None:
         metrics.set_model(models.champion.predictor.model_ref)

@@ -68,6 +68,7 @@ async def _cxr_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer, ApiKey header="X-API-Key"'
     if isinstance(exc, RejectedImage):
         extra["reason"] = exc.reason
+    extra.update(getattr(exc, "extra", None) or {})  # e.g. a 409's running_job
     return error_response(request, exc.http_status, exc.code, exc.detail, headers=headers, **extra)
 
 

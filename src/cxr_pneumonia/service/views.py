@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from .. import DISCLAIMER
 from ..inference.prediction import headline_for, is_outside_population
-from ..store.db.models import ApiKey, AuditEvent, PredictionRecord, Review, User
+from ..store.db.models import ApiKey, AuditEvent, Job, PredictionRecord, Review, User
 from ..store.shadow import served_model
 from .deps import API_PREFIX
 from .schemas.accounts import KeyOut, UserOut
 from .schemas.audit import AuditEventOut
+from .schemas.jobs import JobOut
 from .schemas.predictions import FindingOut, ModelRefOut, PredictionOut, ReviewOut, TimingsOut
 
 
@@ -124,3 +125,7 @@ def audit_event_out(event: AuditEvent) -> AuditEventOut:
         prev_hash=event.prev_hash,
         hash=event.hash,
     )
+
+
+def job_out(job: Job) -> JobOut:
+    return JobOut(**{name: getattr(job, name) for name in JobOut.model_fields})

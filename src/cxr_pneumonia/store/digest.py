@@ -59,7 +59,7 @@ def prediction_digest(row: PredictionRecord) -> str:
     }
     # Columns added after revision 0001 are sealed only when set, so rows written before them keep
     # the digest they were sealed with.
-    for name in ("model_digest", "heatmap_peak", "heatmap_reference"):
+    for name in ("model_digest", "heatmap_peak", "heatmap_reference", "logits"):
         value = getattr(row, name, None)
         if value is not None:
             body[name] = value

@@ -88,6 +88,11 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def label(self) -> str:
+        """The database this store is, for lineage and messages (never its password)."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     @cached_property
     def cipher(self) -> ImageCipher:
         return ImageCipher.from_settings(self.settings)

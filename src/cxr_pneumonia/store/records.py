@@ -84,6 +84,7 @@ def build_record(
         heatmap_peak=prediction.heatmap_peak,
         heatmap_reference=prediction.heatmap_reference,
         image_sha256=image_sha256,
+        logits=json_safe(list(prediction.logits)) if prediction.logits is not None else None,
         reviews=[],
     )
     row.digest = prediction_digest(row)

@@ -38,13 +38,29 @@ def _fit_cases(items: list[ScoredImage]) -> tuple[np.ndarray, np.ndarray]:
         raise DataError("no image of the recalibration data could be scored", code="data_empty")
     logits = np.stack([i.logits for i in usable if i.logits is not None]).astype(np.float64)
     targets = np.array([class_index(i.row.label, i.row.subtype) for i in usable])
+    check_enough(targets, "the data")
+    return logits, targets
+
+
+def check_enough(targets: np.ndarray, what: str) -> None:
+    """At least MIN_CASES_PER_CLASS of each class in the cases a rule is fitted on."""
     for name, count in (("normal", int((targets == 0).sum())), ("pneumonia", int((targets != 0).sum()))):
         if count < MIN_CASES_PER_CLASS:
             raise DataError(
-                f"recalibration needs at least {MIN_CASES_PER_CLASS} {name} cases; the data has {count}",
+                f"recalibration needs at least {MIN_CASES_PER_CLASS} {name} cases; {what} has {count}",
                 code="data_too_small",
             )
-    return logits, targets
+
+
+def fit_for(parent: PackageManifest, logits: np.ndarray, targets: np.ndarray) -> DecisionRule:
+    """The package's own decision rule refitted: its operating point, its alpha, Mondrian or not."""
+    return fit_decision_rule(
+        logits,
+        targets,
+        operating_sensitivity(parent),
+        parent.calibration.conformal_alpha,
+        parent.calibration.conformal_quantiles is not None,
+    )
 
 
 def recalibrated_manifest(
@@ -88,25 +104,14 @@ def recalibrate(
     package_dir: Path, data: Path, out_dir: Path, *, split: str = "all", version: str | None = None
 ) -> PackageManifest:
     """Write a recalibrated copy of ``package_dir`` to ``out_dir``; returns its manifest."""
-    from .card import render_card
-
-    parent = ModelPackage.open(package_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise DataError(f"{out_dir} exists and is not empty", code="out_exists")
+    parent = open_parent(package_dir, out_dir)
     manifest = scan(data, verify=False)
     rows = manifest.rows if split == "all" else manifest.select(split)
     if not rows:
         raise DataError(f"no images in split {split!r} of {data}", code="data_empty")
     predictor = Predictor(parent)
     logits, targets = _fit_cases(score_rows(predictor, manifest, rows))
-    mondrian = parent.manifest.calibration.conformal_quantiles is not None
-    rule = fit_decision_rule(
-        logits,
-        targets,
-        operating_sensitivity(parent.manifest),
-        parent.manifest.calibration.conformal_alpha,
-        mondrian,
-    )
+    rule = fit_for(parent.manifest, logits, targets)
     data_info = {
         "data_source": str(data),
         "dataset_version": manifest.version_id,
@@ -116,11 +121,24 @@ def recalibrate(
         "pneumonia": int((targets != 0).sum()),
     }
     new_version = version or f"{parent.manifest.version}+recal.{manifest.version_id[:8]}"
-    child = recalibrated_manifest(parent.manifest, rule, data_info, new_version)
+    return write_child(parent, recalibrated_manifest(parent.manifest, rule, data_info, new_version), out_dir)
+
+
+def open_parent(package_dir: Path, out_dir: Path) -> ModelPackage:
+    """The package to recalibrate, verified, and an output folder that holds nothing yet."""
+    parent = ModelPackage.open(package_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DataError(f"{out_dir} exists and is not empty", code="out_exists")
+    return parent
+
+
+def write_child(parent: ModelPackage, child: PackageManifest, out_dir: Path) -> PackageManifest:
+    """The parent's files, unchanged, with the child's model.json and card; verified once written."""
+    from .card import render_card
+
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in parent.manifest.files:
         shutil.copy2(parent.path / name, out_dir / name)
     write_manifest(out_dir, child)
     (out_dir / CARD_NAME).write_text(render_card(child))
-    ModelPackage.open(out_dir)  # what was written must verify
-    return child
+    return ModelPackage.open(out_dir).manifest  # what was written must verify

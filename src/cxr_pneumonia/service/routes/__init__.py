@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends
 
 from ..deps import API_PREFIX
 from ..strict import known_query_only
-from . import admin, audit, auth, mfa, models, monitoring, predict, predictions, sessions, system
+from . import admin, audit, auth, jobs, mfa, models, monitoring, predict, predictions, sessions, system
 
 api_router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query_only)])
-for module in (system, models, auth, mfa, sessions, predict, predictions, admin, audit, monitoring):
+for module in (system, models, auth, mfa, sessions, predict, predictions, admin, jobs, audit, monitoring):
     api_router.include_router(module.router)
 root_router = system.root_router

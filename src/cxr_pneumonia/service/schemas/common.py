@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
     request_id: str | None
     reason: str | None = None  # refusals (422 rejected): why the image is not read
     errors: list[ErrorItem] | None = None  # validation errors (422)
+    running_job: str | None = None  # 409 job_running: the job that holds the one-at-a-time claim
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Double, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, UTCDateTime, utcnow
@@ -85,6 +96,9 @@ class PredictionRecord(Base):
     reference_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     reference_key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reference_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # Revision 0007: the model's raw (pre-temperature) logits, so a decision rule can be refitted on
+    # reviewed cases without the image (jobs/, docs/jobs.md). None on older rows.
+    logits: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
 
     reviews: Mapped[list[Review]] = relationship(
         back_populates="prediction", order_by="Review.id", lazy="selectin"
@@ -279,3 +293,32 @@ class MonitoringEvaluation(Base):
     results: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # every test (detector.TestResult)
 
     __table_args__ = (Index("ix_monitoring_evaluations_model", "model_digest", "id"),)
+
+
+class Job(Base):
+    """A training job started from the service (jobs/): recalibrate, train or tune.
+
+    ``lock`` is the one-at-a-time claim across every replica: "active" while the job is queued or
+    running, NULL once it ended. A unique index allows one "active" row (NULLs never collide, on SQLite
+    and PostgreSQL alike), so a second insert fails in the database itself, whichever replica tries.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    lock: Mapped[str | None] = mapped_column(String(8), nullable=True, unique=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    progress: Mapped[float | None] = mapped_column(Double, nullable=True)  # 0..1, None: not measured
+    stage: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -6,14 +6,15 @@ import * as api from "./api.js";
 import { initAudit, loadAudit, resetAudit } from "./audit.js";
 import { $, $$, announce, focusHeading, h, hideMessage, setBusy, showError, showMessage } from "./dom.js";
 import { initHistory, loadHistory, resetHistory } from "./history.js";
+import { initJobs, loadJobs, resetJobs } from "./jobs.js";
 import { initMonitoring, loadMonitoring } from "./monitoring.js";
 import { renderResult, resultSentence } from "./result.js";
 import { initSecurity, openSecurity } from "./security.js";
 import { roleWords } from "./words.js";
 
-const VIEWS = ["signin", "security", "analyse", "result", "history", "admin", "audit", "monitoring", "notfound"];
+const VIEWS = ["signin", "security", "analyse", "result", "history", "admin", "jobs", "audit", "monitoring", "notfound"];
 const NEEDS = {
-  analyse: "predict", history: "read_history", result: "read_history", admin: "manage", audit: "read_audit",
+  analyse: "predict", history: "read_history", result: "read_history", admin: "manage", jobs: "manage", audit: "read_audit",
   monitoring: "read_audit",
 };
 
@@ -66,6 +67,7 @@ async function route() {
   document.title = `${view === "result" ? "Result" : titleOf(view)} · CXR Pneumonia Detector`;
   if (view === "history") await loadHistory();
   else if (view === "admin") await loadAdmin(me);
+  else if (view === "jobs") await loadJobs();
   else if (view === "audit") await loadAudit();
   else if (view === "monitoring") await loadMonitoring();
   else if (view === "result") await openResult(id);
@@ -143,6 +145,7 @@ function signOut(message) {
   resetAnalyse();
   resetHistory();
   resetAdmin();
+  resetJobs();
   resetAudit();
   $("#result-host").replaceChildren();
   $("#account").hidden = true;
@@ -370,6 +373,7 @@ function init() {
   initAnalyse();
   initHistory();
   initAdmin();
+  initJobs();
   initAudit();
   initMonitoring();
   api.onUnauthorized(() => {
