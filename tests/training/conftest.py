@@ -12,20 +12,30 @@ def _pick(folder: Path, pattern: str, n: int) -> list[Path]:
     return sorted(folder.glob(pattern))[:n]
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CSV over real Kermany train images (absolute paths; nothing copied)."""
+def write_kermany_csv(kermany: Path, per_class: int, path: Path) -> Path:
+    """A CSV over real Kermany train images, ``per_class`` each of normal, bacterial and viral
+    (absolute paths; nothing copied)."""
     train = kermany / "train"
-    rows = [(p, "normal") for p in _pick(train / "NORMAL", "IM-*.jpeg", 16)]
-    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_bacteria_*.jpeg", 16)]
-    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_virus_*.jpeg", 16)]
-    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
+    rows = [(p, "normal") for p in _pick(train / "NORMAL", "IM-*.jpeg", per_class)]
+    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_bacteria_*.jpeg", per_class)]
+    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_virus_*.jpeg", per_class)]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "split"])
         for image, label in rows:
             writer.writerow([str(image.resolve()), label, "train"])
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_kermany_csv(kermany, 16, tmp_path_factory.mktemp("tiny") / "tiny.csv")
+
+
+@pytest.fixture(scope="session")
+def tune_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough images (40 per class) for a validation AUROC that tells a working trial from a broken one."""
+    return write_kermany_csv(kermany, 40, tmp_path_factory.mktemp("tune") / "tune.csv")
 
 
 @pytest.fixture(scope="session")
