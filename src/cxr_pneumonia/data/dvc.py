@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-# bandit B404/B603 accepted: git only, fixed arguments, no shell.
 import subprocess  # nosec B404
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,6 +124,7 @@ def _git_state(tracking_file: Path) -> tuple[str | None, bool | None]:
 
 
 def _git(folder: str, *args: str) -> str | None:
+    # bandit B404/B603 accepted: git only, fixed arguments, no shell.
     git = shutil.which("git")
     if git is None:
         return None

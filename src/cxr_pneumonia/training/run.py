@@ -199,6 +199,8 @@ def fit(
     raise to stop the run, as a tuning pruner does)."""
     checkpoint_dir = out_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     train_rows, val_rows, spec = prepared.train_rows, prepared.val_rows, prepared.spec
     train_ds = XRayTensorDataset(
@@ -273,8 +275,6 @@ def fit(
 
 def _train(data: Path, out_dir: Path, cfg: TrainConfig, resume: bool, console: Console) -> TrainResult:
     cfg.write_yaml(out_dir / "config.yaml")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     log.info("training %s with %s", cfg.name, json.dumps(cfg.to_dict()))
 
     with new_progress(console) as progress:
