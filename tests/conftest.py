@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,60 @@ def _missing(reason: str) -> None:
 def missing():
     """Call missing(reason) where a component is absent: a skip here, a failure in CI."""
     return _missing
+
+
+# ---- a DVC-tracked dataset: a temporary git + DVC repository of real Kermany images --------------
+@dataclass(frozen=True)
+class DvcRepo:
+    root: Path  # the git + DVC repository
+    dataset: Path  # root/xrays, tracked by root/xrays.dvc
+    run: Callable[..., str]  # run("git", "status") in the repository: its stdout
+
+    def head(self) -> str:
+        return self.run("git", "rev-parse", "HEAD").strip()
+
+    def dvc_md5(self, dvc_file: str = "xrays.dvc") -> str:
+        import yaml
+
+        return str(yaml.safe_load((self.root / dvc_file).read_text())["outs"][0]["md5"])
+
+
+@pytest.fixture
+def dvc_repo(kermany: Path, tmp_path: Path, missing) -> DvcRepo:
+    """12 real images (6 normal, 3 bacterial, 3 viral) copied into tmp_path (never into this
+    repository), `dvc add`-ed, pushed to a local remote and committed (docs/data.md's steps)."""
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    if not Path(dvc).is_file() or shutil.which("git") is None:
+        missing("the dvc command (dev extra) and git are needed for the DVC tests")
+    root = tmp_path / "data-repo"
+    dataset = root / "xrays"
+    train = kermany / "train"
+    picks = {
+        "NORMAL": sorted((train / "NORMAL").glob("IM-*.jpeg"))[:6],
+        "PNEUMONIA": sorted((train / "PNEUMONIA").glob("*_bacteria_*.jpeg"))[:3]
+        + sorted((train / "PNEUMONIA").glob("*_virus_*.jpeg"))[:3],
+    }
+    for label, files in picks.items():
+        (dataset / label).mkdir(parents=True)
+        for image in files:
+            shutil.copy2(image, dataset / label / image.name)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+    def run(*command: str) -> str:
+        program = dvc if command[0] == "dvc" else command[0]
+        done = subprocess.run(
+            [program, *command[1:]], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "data@example.org")
+    run("git", "config", "user.name", "Data Steward")
+    run("dvc", "init", "-q")
+    run("dvc", "remote", "add", "-d", "local", str(tmp_path / "dvc-remote"))
+    run("dvc", "add", "-q", "xrays")
+    run("dvc", "push", "-q")
+    run("git", "add", "xrays.dvc", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+    run("git", "commit", "-q", "-m", "Kermany sample under DVC")
+    return DvcRepo(root, dataset, run)

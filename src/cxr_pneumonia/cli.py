@@ -141,12 +141,20 @@ def data_scan(
             *(str(c.get(k, 0)) for k in ("normal", "pneumonia", "bacterial", "viral")),
         )
     console.print(table)
+    if summary["dvc"]:
+        console.print(_dvc_line(summary["dvc"]))
     console.print(
         f"duplicate images: {len(summary['duplicates'])} "
         f"({summary['duplicates_across_splits']} across splits); unreadable: {len(summary['unreadable'])}; "
         f"patients in several splits: {len(summary['patients_in_several_splits'])} "
         f"({len(summary['patients_in_several_splits_same_label'])} with the same label on both sides)"
     )
+
+
+def _dvc_line(dvc: dict[str, Any]) -> str:
+    dirty = " (uncommitted changes)" if dvc["git_dirty"] else ""
+    revision = f"git {dvc['git_revision']}{dirty}" if dvc["git_revision"] else "not in a git repository"
+    return f"DVC version {dvc['md5']} ({escape(dvc['source'])}), {revision}"
 
 
 @app.command()
@@ -178,6 +186,34 @@ def train(
         raise _fail(exc) from None
     console.print(f"best epoch {result.best_epoch}, validation AUROC {result.val_auroc:.4f}")
     console.print(f"package: {result.package_dir}")
+
+
+@app.command()
+def tune(
+    data: Annotated[Path, typer.Option(help="dataset folder or CSV")],
+    config: Annotated[Path, typer.Option(help="YAML: a base training config with `search:` and `tune:`")],
+    trials: Annotated[
+        int, typer.Option(help="trials to finish (completed or pruned), counting earlier runs")
+    ],
+    out: Annotated[Path, typer.Option(help="study folder: study.db, trials/, trials.json, best.yaml")],
+    timeout: Annotated[float | None, typer.Option(help="start no new trial after this many seconds")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    ] = None,
+) -> None:
+    """Tune hyperparameters on validation (Optuna, pruned per epoch); resumable (needs the train extra)."""
+    from .training.tune import tune as run_tuning
+
+    try:
+        result = run_tuning(data, config, trials, out, timeout=timeout, storage=storage, console=console)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in result.counts.items() if n)
+    console.print(f"study {result.study_name} ({result.storage}): {counts}")
+    if result.best_config is None:
+        err_console.print("[red]error[/red] no trial completed: no best config")
+        raise typer.Exit(code=1)
+    console.print(f"best trial {result.best_trial}: {result.best_value:.4f}; config: {result.best_config}")
 
 
 @app.command()

@@ -23,6 +23,7 @@ TELEMETRY_SWITCHES = {
     "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow 3 (only CI=true turns it off by itself)
     "RAY_USAGE_STATS_ENABLED": "0",
     "HF_HUB_DISABLE_TELEMETRY": "1",
+    "DVC_NO_ANALYTICS": "1",  # the dvc command (docs/data.md; the tests run it)
     "DO_NOT_TRACK": "true",  # the cross-tool convention (MLflow, Gradio, Streamlit and others honour it)
 }
 

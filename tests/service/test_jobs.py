@@ -6,6 +6,7 @@ whose process is gone."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from reviewed_cases import review_real_cases as reviewed
 from sqlalchemy import select
 from tiny_dataset import write_tiny_csv
@@ -167,22 +169,35 @@ def test_bad_job_requests_are_4xx(make_service: Callable[..., Service], tmp_path
 
 
 def test_train_and_tune_need_what_this_install_has(
-    make_service: Callable[..., Service], tmp_path: Path
+    make_service: Callable[..., Service], kermany: Path, tmp_path: Path
 ) -> None:
-    if has_torch() and has_tune_command():
-        pytest.skip("this install has PyTorch and `cxr tune`: both kinds are available")
+    """Where the train extra is installed, a tune job runs a real (tiny) study to its best config;
+    where it is not (the serving image), train and tune are refused with 409, saying why."""
     allowed = tmp_path / "datasets"
-    (allowed / "cases").mkdir(parents=True)
-    (allowed / "base.yaml").write_text("epochs: 1\n")
-    service = make_service(job_data_roots=str(allowed))
-    kind = "train" if not has_torch() else "tune"
-    answer = service.client.post(
-        JOBS,
-        json={"kind": kind, "data": str(allowed / "cases"), "config": str(allowed / "base.yaml")},
-        headers=service.key("admin"),
+    allowed.mkdir()
+    data = write_tiny_csv(kermany, allowed / "tiny.csv", per_class=8)
+    config = allowed / "search.yaml"
+    config.write_text(
+        "epochs: 1\nbatch_size: 8\nval_fraction: 0.25\nseed: 7\nimage_size: 64\n"
+        "search:\n  lr: {low: 1.0e-4, high: 1.0e-3, log: true}\n"
+        "tune:\n  study_name: job-study\n  pruner: {type: none}\n  sampler: {seed: 7}\n"
     )
-    detail = assert_error_body(answer, 409, "job_kind_unavailable")["detail"]
-    assert ("recalibrate jobs only" in detail) if not has_torch() else ("`cxr tune` is not part" in detail)
+    service = make_service(job_data_roots=f"{allowed},{kermany}")
+    body = {"kind": "tune", "data": str(data), "config": str(config), "trials": 2}
+    answer = service.client.post(JOBS, json=body, headers=service.key("admin"))
+    if not (has_torch() and has_tune_command()):
+        detail = assert_error_body(answer, 409, "job_kind_unavailable")["detail"]
+        assert (
+            ("recalibrate jobs only" in detail) if not has_torch() else ("`cxr tune` is not part" in detail)
+        )
+        return
+    assert answer.status_code == 202, answer.text
+    job = wait_for(service, answer.json()["id"], ended, seconds=1200)
+    assert job["status"] == "succeeded", job["error"] or job["log_tail"]
+    output = Path(job["result"]["output"])
+    trials = json.loads((output / "trials.json").read_text())
+    assert sum(t["state"] == "COMPLETE" for t in trials["trials"]) == 2, trials
+    assert "lr" in yaml.safe_load((output / "best.yaml").read_text())
 
 
 def test_a_restart_marks_a_job_whose_process_is_gone_as_interrupted(

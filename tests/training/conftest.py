@@ -15,6 +15,12 @@ def tiny_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def tune_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough images (40 per class) for a validation AUROC that tells a working trial from a broken one."""
+    return write_tiny_csv(kermany, tmp_path_factory.mktemp("tune") / "tune.csv", per_class=40)
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("torch", reason="training needs the train extra (PyTorch)")
     from rich.console import Console

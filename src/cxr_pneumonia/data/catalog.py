@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import DataError, InputError
 from ..imaging import load
 from ..imaging.limits import Limits
+from .dvc import DvcVersion, dvc_version
 from .labels import kermany_name_info, normalize_label, normalize_subtype
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".tif", ".tiff", ""}
@@ -36,6 +37,8 @@ class Manifest:
     root: Path
     rows: list[ManifestRow]
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    # The DVC version the data came from (a .dvc file or dvc.lock names it), None when untracked.
+    dvc: DvcVersion | None = None
 
     @property
     def version_id(self) -> str:
@@ -92,6 +95,7 @@ class Manifest:
         return {
             "root": str(self.root),
             "version_id": self.version_id,
+            "dvc": self.dvc.to_dict() if self.dvc else None,
             "images": len(self.rows),
             "patients": len({r.patient_id for r in self.rows}),
             "splits": {
@@ -150,7 +154,9 @@ def scan(source: Path, *, verify: bool = True, progress: Progress | None = None)
         raise DataError(f"{source} is neither a folder nor a CSV file", code="data_not_found")
     if not entries:
         raise DataError(f"no images found under {source}", code="data_empty")
-    return _build(root, entries, verify=verify, progress=progress)
+    manifest = _build(root, entries, verify=verify, progress=progress)
+    manifest.dvc = dvc_version(source)
+    return manifest
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,9 @@ def describe(v: RegistryVersion) -> dict[str, Any]:
         "digest": v.digest,
         "package": f"{v.tags.get('cxr.package_name', '')}:{v.tags.get('cxr.package_version', '')}",
         "dataset_version": v.tags.get("cxr.dataset_version", ""),
+        # Empty unless the data was DVC-tracked: the DVC md5 and the data repository's git revision.
+        "dataset_dvc_md5": v.tags.get("cxr.dataset_dvc_md5", ""),
+        "dataset_git_revision": v.tags.get("cxr.dataset_git_revision", ""),
         "parent_digest": v.tags.get("cxr.parent_digest", ""),
         "code_version": v.tags.get("cxr.code_version", ""),
         "evaluations": evaluations_from_tags(v.tags),

@@ -31,6 +31,7 @@ def package_tags(manifest: PackageManifest) -> dict[str, str]:
         "cxr.package_name": manifest.name,
         "cxr.package_version": manifest.version,
         "cxr.dataset_version": str(manifest.training.get("dataset_version", "")),
+        **data_version_tags(manifest.training.get("dataset_dvc")),
         "cxr.parent_digest": str((manifest.parent or {}).get("digest", "")),
         "cxr.code_version": manifest.code_version,
     }
@@ -38,6 +39,17 @@ def package_tags(manifest: PackageManifest) -> dict[str, str]:
         for metric, value in headline_metrics(evaluation).items():
             tags[f"{EVAL_PREFIX}{key}.{metric}"] = repr(value)
     return tags
+
+
+def data_version_tags(dvc: Any) -> dict[str, str]:
+    """The DVC version of the training data (model.json training.dataset_dvc), when it had one."""
+    if not isinstance(dvc, dict) or not dvc.get("md5"):
+        return {}
+    revision = str(dvc.get("git_revision") or "")
+    return {
+        "cxr.dataset_dvc_md5": str(dvc["md5"]),
+        "cxr.dataset_git_revision": revision + ("+dirty" if revision and dvc.get("git_dirty") else ""),
+    }
 
 
 def evaluations_from_tags(tags: dict[str, str]) -> dict[str, dict[str, float]]:

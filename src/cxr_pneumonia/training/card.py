@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .. import DISCLAIMER
@@ -20,6 +21,19 @@ def _ci(values: Any) -> str:
 
 def _num(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None or value != value else f"{float(value):.{digits}f}"
+
+
+def _dvc_lines(dvc: Any) -> list[str]:
+    """Where the data's version is kept, when it was DVC-tracked (the manifest hash says what was read)."""
+    if not isinstance(dvc, dict) or not dvc.get("md5"):
+        return []
+    revision = dvc.get("git_revision")
+    where = (
+        f" at git revision `{revision}`" + (" (with uncommitted changes)" if dvc.get("git_dirty") else "")
+        if revision
+        else " (not in a git repository)"
+    )
+    return ["", f"Data under DVC: md5 `{dvc['md5']}` from `{Path(str(dvc.get('source', ''))).name}`{where}."]
 
 
 def render_card(manifest: PackageManifest) -> str:
@@ -68,6 +82,7 @@ def render_card(manifest: PackageManifest) -> str:
             else f"train split **by patient** (stratified, seed {cfg.get('seed', '?')}); the official test split was used"
         ),
         "only for the report below, never for choosing the model, threshold, temperature or quantile.",
+        *_dvc_lines(training.get("dataset_dvc")),
         "",
         "| side | images | patients | normal | bacterial | viral |",
         "|---|---|---|---|---|---|",

@@ -64,6 +64,7 @@ class PackageInputs:
     ood_val: list[Path]  # images whose distances set the thresholds
     val_labels: list[str] = field(default_factory=list)  # of ood_val: picks the heatmap-scale cases
     val_patients: list[str] = field(default_factory=list)  # of ood_val: the monitor's acquisition halves
+    dataset_dvc: dict[str, Any] | None = None  # data.dvc.DvcVersion of the data, None when untracked
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -117,6 +118,8 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
             "config": inputs.cfg.to_dict(),
             "data_source": inputs.data_source,
             "dataset_version": inputs.dataset_version,
+            # Next to the manifest hash: the DVC md5 and git revision the data came from.
+            **({"dataset_dvc": inputs.dataset_dvc} if inputs.dataset_dvc else {}),
             "split_counts": inputs.split_counts,
             "backbone_weights": inputs.backbone.weights_source,
             "best_epoch": inputs.best_epoch,

@@ -7,6 +7,8 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from ..data.labels import CLASSES
 from ..data.splits import assert_patient_disjoint, counts, earliest_patients_split, patient_split
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
-from ..models.network import build_model
+from ..models.network import BackboneInfo, build_model
 from .calibration import fit_decision_rule
 from .config import TrainConfig
 from .loop import (
@@ -83,13 +85,19 @@ def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any],
     return train_rows, val_rows
 
 
-def _setup_logging(out_dir: Path) -> logging.Handler:
+@contextmanager
+def log_to(out_dir: Path) -> Iterator[None]:
+    """The package's log records into out_dir/train.log while the block runs."""
     handler = logging.FileHandler(out_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("cxr_pneumonia")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return handler
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def train(
@@ -97,27 +105,35 @@ def train(
 ) -> TrainResult:
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = out_dir / "checkpoints"
-    checkpoint_dir.mkdir(exist_ok=True)
-    handler = _setup_logging(out_dir)
-    try:
-        return _train(data, out_dir, checkpoint_dir, cfg, resume, console)
-    finally:
-        logging.getLogger("cxr_pneumonia").removeHandler(handler)
-        handler.close()
+    with log_to(out_dir):
+        return _train(data, out_dir, cfg, resume, console)
 
 
-def _train(
-    data: Path, out_dir: Path, checkpoint_dir: Path, cfg: TrainConfig, resume: bool, console: Console
-) -> TrainResult:
-    config_path = out_dir / "config.yaml"
-    cfg.write_yaml(config_path)
-    seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    log.info("training %s with %s", cfg.name, json.dumps(cfg.to_dict()))
+@dataclass
+class PreparedData:
+    """The catalogued, split and decoded images of a run (a tuning study reuses them across trials)."""
 
-    progress = Progress(
+    manifest: Manifest
+    train_rows: list[Any]
+    val_rows: list[Any]
+    spec: PreprocessSpec
+    train_images: Any
+    val_images: Any
+
+
+@dataclass
+class Fitted:
+    """What the epoch loop leaves: the model (best.pt is on disk), its backbone and the loop state."""
+
+    model: Any
+    backbone: BackboneInfo
+    state: TrainState
+    val_ds: XRayTensorDataset
+    val_loader: DataLoader[Any]
+
+
+def new_progress(console: Console) -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -127,94 +143,154 @@ def _train(
         console=console,
         transient=False,
     )
-    with progress:
-        scan_task = progress.add_task("cataloguing", total=None, info="")
-        manifest = scan(data, progress=lambda i, n: progress.update(scan_task, completed=i, total=n))
-        train_rows, val_rows = split_for_training(manifest, cfg)
-        manifest.write_csv(out_dir / "manifest.csv")
-        (out_dir / "split.json").write_text(
-            json.dumps({"train": [r.path for r in train_rows], "val": [r.path for r in val_rows]}, indent=0)
+
+
+def prepare_data(data: Path, cfg: TrainConfig, progress: Progress) -> PreparedData:
+    """Catalogue, split by patient (train/validation only) and decode once, as serving preprocesses."""
+    scan_task = progress.add_task("cataloguing", total=None, info="")
+    manifest = scan(data, progress=lambda i, n: progress.update(scan_task, completed=i, total=n))
+    train_rows, val_rows = split_for_training(manifest, cfg)
+    spec = PreprocessSpec(size=cfg.image_size)
+    decode_task = progress.add_task("decoding", total=len(train_rows) + len(val_rows), info="")
+    train_images = decode_rows(
+        manifest, train_rows, spec, lambda i: progress.update(decode_task, completed=i)
+    )
+    val_images = decode_rows(
+        manifest, val_rows, spec, lambda i: progress.update(decode_task, completed=len(train_rows) + i)
+    )
+    return PreparedData(manifest, train_rows, val_rows, spec, train_images, val_images)
+
+
+def write_data_record(prepared: PreparedData, out_dir: Path) -> None:
+    """manifest.csv, split.json and dataset.json (the manifest hash and the DVC version) of a run."""
+    manifest = prepared.manifest
+    manifest.write_csv(out_dir / "manifest.csv")
+    (out_dir / "split.json").write_text(
+        json.dumps(
+            {"train": [r.path for r in prepared.train_rows], "val": [r.path for r in prepared.val_rows]},
+            indent=0,
         )
-        log.info("dataset %s: train %s, val %s", manifest.version_id, counts(train_rows), counts(val_rows))
+    )
+    (out_dir / "dataset.json").write_text(json.dumps(dataset_record(manifest), indent=1))
+    log.info(
+        "dataset %s%s: train %s, val %s",
+        manifest.version_id,
+        f" (DVC {manifest.dvc.md5} at git {manifest.dvc.git_revision})" if manifest.dvc else "",
+        counts(prepared.train_rows),
+        counts(prepared.val_rows),
+    )
 
-        spec = PreprocessSpec(size=cfg.image_size)
-        decode_task = progress.add_task("decoding", total=len(train_rows) + len(val_rows), info="")
-        train_images = decode_rows(
-            manifest, train_rows, spec, lambda i: progress.update(decode_task, completed=i)
+
+def dataset_record(manifest: Manifest) -> dict[str, Any]:
+    return {"dataset_version": manifest.version_id, "dvc": manifest.dvc.to_dict() if manifest.dvc else None}
+
+
+def fit(
+    prepared: PreparedData,
+    out_dir: Path,
+    cfg: TrainConfig,
+    progress: Progress,
+    console: Console,
+    tracker: Tracker,
+    resume: bool = False,
+    on_record: Callable[[EpochRecord], None] | None = None,
+) -> Fitted:
+    """The epoch loop over prepared data; ``on_record`` sees every epoch's validation record (and may
+    raise to stop the run, as a tuning pruner does)."""
+    checkpoint_dir = out_dir / "checkpoints"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    train_rows, val_rows, spec = prepared.train_rows, prepared.val_rows, prepared.spec
+    train_ds = XRayTensorDataset(
+        prepared.train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
+    )
+    val_ds = XRayTensorDataset(prepared.val_images, val_rows, spec)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        generator=generator,
+        drop_last=len(train_ds) > cfg.batch_size,
+    )
+    val_loader = DataLoader(val_ds, batch_size=64)
+
+    model, backbone = build_model(cfg.backbone, len(CLASSES), cfg.pretrained, cfg.dropout)
+    if cfg.pretrained and not backbone.pretrained:
+        console.print(f"[bold red]WARNING: {cfg.backbone} has no offline weights; training from scratch.")
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = class_weights(train_ds.targets, len(CLASSES)) if cfg.class_weighting else None
+
+    ema = make_ema(model, cfg.ema_decay)
+    state = TrainState()
+    last = checkpoint_dir / "last.pt"
+    if resume and last.exists():
+        state = load_checkpoint(last, model, optimizer, ema)
+        rescore_best(state, cfg.selection_metric)
+        log.info("resumed after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
+
+    tracker.log_params(
+        {
+            "train_images": len(train_rows),
+            "val_images": len(val_rows),
+            "backbone_weights": backbone.weights_source,
+        }
+    )
+    epoch_task = progress.add_task("epochs", total=cfg.epochs, completed=state.epoch, info="")
+    step_task = progress.add_task("batches", total=len(train_loader), info="")
+
+    def on_step(batch: int, total: int, loss: float) -> None:
+        progress.update(step_task, completed=batch, total=total, info=f"loss {loss:.4f}")
+
+    def on_epoch(record: EpochRecord) -> None:
+        log.info("epoch %d: %s", record.epoch, record.as_dict())
+        tracker.log_metrics(record.as_dict(), step=record.epoch)
+        progress.update(
+            epoch_task,
+            completed=record.epoch,
+            info=f"val AUROC {record.val_auroc:.4f}, loss {record.val_loss:.4f}",
         )
-        val_images = decode_rows(
-            manifest, val_rows, spec, lambda i: progress.update(decode_task, completed=len(train_rows) + i)
+        progress.reset(step_task)
+        if on_record is not None:
+            on_record(record)
+
+    state = train_epochs(
+        model,
+        train_loader,
+        val_loader,
+        cfg,
+        checkpoint_dir,
+        state,
+        optimizer,
+        weights,
+        on_epoch,
+        on_step,
+        ema=ema,
+    )
+    return Fitted(model, backbone, state, val_ds, val_loader)
+
+
+def _train(data: Path, out_dir: Path, cfg: TrainConfig, resume: bool, console: Console) -> TrainResult:
+    cfg.write_yaml(out_dir / "config.yaml")
+    log.info("training %s with %s", cfg.name, json.dumps(cfg.to_dict()))
+
+    with new_progress(console) as progress:
+        prepared = prepare_data(data, cfg, progress)
+        write_data_record(prepared, out_dir)
+        manifest = prepared.manifest
+        tracker = Tracker(cfg, out_dir, manifest.version_id, dvc=manifest.dvc)
+        fitted_loop = fit(prepared, out_dir, cfg, progress, console, tracker, resume=resume)
+        model, state, val_ds, val_loader = (
+            fitted_loop.model,
+            fitted_loop.state,
+            fitted_loop.val_ds,
+            fitted_loop.val_loader,
         )
-
-        train_ds = XRayTensorDataset(
-            train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
-        )
-        val_ds = XRayTensorDataset(val_images, val_rows, spec)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        train_loader = DataLoader(
-            train_ds,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=len(train_ds) > cfg.batch_size,
-        )
-        val_loader = DataLoader(val_ds, batch_size=64)
-
-        model, backbone = build_model(cfg.backbone, len(CLASSES), cfg.pretrained, cfg.dropout)
-        if cfg.pretrained and not backbone.pretrained:
-            console.print(f"[bold red]WARNING: {cfg.backbone} has no offline weights; training from scratch.")
-        model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        weights = class_weights(train_ds.targets, len(CLASSES)) if cfg.class_weighting else None
-
-        ema = make_ema(model, cfg.ema_decay)
-        state = TrainState()
-        last = checkpoint_dir / "last.pt"
-        if resume and last.exists():
-            state = load_checkpoint(last, model, optimizer, ema)
-            rescore_best(state, cfg.selection_metric)
-            log.info("resumed after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
-
-        tracker = Tracker(cfg, out_dir, manifest.version_id)
-        tracker.log_params(
-            {
-                "train_images": len(train_rows),
-                "val_images": len(val_rows),
-                "backbone_weights": backbone.weights_source,
-            }
-        )
-        epoch_task = progress.add_task("epochs", total=cfg.epochs, completed=state.epoch, info="")
-        step_task = progress.add_task("batches", total=len(train_loader), info="")
-
-        def on_step(batch: int, total: int, loss: float) -> None:
-            progress.update(step_task, completed=batch, total=total, info=f"loss {loss:.4f}")
-
-        def on_epoch(record: EpochRecord) -> None:
-            log.info("epoch %d: %s", record.epoch, record.as_dict())
-            tracker.log_metrics(record.as_dict(), step=record.epoch)
-            progress.update(
-                epoch_task,
-                completed=record.epoch,
-                info=f"val AUROC {record.val_auroc:.4f}, loss {record.val_loss:.4f}",
-            )
-            progress.reset(step_task)
-
-        state = train_epochs(
-            model,
-            train_loader,
-            val_loader,
-            cfg,
-            checkpoint_dir,
-            state,
-            optimizer,
-            weights,
-            on_epoch,
-            on_step,
-            ema=ema,
-        )
-
         progress.add_task("calibrating and exporting", total=None, info="")
-        best = torch.load(checkpoint_dir / "best.pt", map_location="cpu", weights_only=True)
+        best = torch.load(out_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(best["model"])
         model.eval()
         val_logits, _, val_targets = predict_logits(model, val_loader)
@@ -224,12 +300,13 @@ def _train(
     if package_dir.exists():
         shutil.rmtree(package_dir)
     parity_images = np.stack([val_ds[i][0].numpy() for i in range(min(16, len(val_ds)))])
+    train_rows, val_rows = prepared.train_rows, prepared.val_rows
     write_package(
         PackageInputs(
             model=model,
             cfg=cfg,
-            spec=spec,
-            backbone=backbone,
+            spec=prepared.spec,
+            backbone=fitted_loop.backbone,
             fitted=fitted,
             dataset_version=manifest.version_id,
             history=state.history,
@@ -241,6 +318,7 @@ def _train(
             ood_val=[manifest.absolute(r) for r in val_rows],
             val_labels=[r.label for r in val_rows],
             val_patients=[r.patient_id for r in val_rows],
+            dataset_dvc=manifest.dvc.to_dict() if manifest.dvc else None,
         ),
         package_dir,
     )

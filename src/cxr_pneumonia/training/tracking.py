@@ -5,48 +5,74 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import get_settings
 from ..store.private import make_private
 from .config import TrainConfig
 
+if TYPE_CHECKING:
+    from ..data.dvc import DvcVersion
+
 log = logging.getLogger(__name__)
 
 
+def open_mlflow() -> Any:
+    """MLflow, telemetry off, pointed at the configured tracking URI and the project's experiment."""
+    from ..registry.mlflow_env import import_mlflow
+
+    mlflow = import_mlflow()  # telemetry off before MLflow loads
+    settings = get_settings()
+    uri = settings.resolved_mlflow_uri
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if folder == settings.data_dir.resolve():  # the service's data dir is private
+            make_private(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow
+
+
+EXPERIMENT = "cxr-pneumonia"
+
+
 class Tracker:
-    """Logs params, per-epoch metrics, curves and the package to one MLflow run.
+    """Logs params, per-epoch metrics, curves and the package to one MLflow run (nested under
+    ``parent_run_id`` when given: a tuning trial under its study's run).
 
     A tracking failure is logged loudly but does not throw away an hour of training.
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: Path, dataset_version: str) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: Path,
+        dataset_version: str,
+        dvc: DvcVersion | None = None,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         self.out_dir = out_dir
         self._mlflow: Any = None
         try:
-            from ..registry.mlflow_env import import_mlflow
-
-            mlflow = import_mlflow()  # telemetry off before MLflow loads
-            settings = get_settings()
-            uri = settings.resolved_mlflow_uri
-            if uri.startswith("sqlite:///"):
-                folder = Path(uri.removeprefix("sqlite:///")).parent
-                if folder == settings.data_dir.resolve():  # the service's data dir is private
-                    make_private(folder)
-                folder.mkdir(parents=True, exist_ok=True)
-            mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment("cxr-pneumonia")
+            mlflow = open_mlflow()
             run_id_file = out_dir / "mlflow_run_id"
             run_id = run_id_file.read_text().strip() if run_id_file.exists() else None
-            run = mlflow.start_run(run_id=run_id, run_name=out_dir.name)
+            run = mlflow.start_run(
+                run_id=run_id,
+                run_name=out_dir.name,
+                nested=parent_run_id is not None,
+                parent_run_id=parent_run_id,
+            )
             run_id_file.write_text(run.info.run_id)
             self._mlflow = mlflow
             if run_id is None:
                 flat = {k: v for k, v in cfg.to_dict().items() if k != "augment"}
                 flat.update({f"augment_{k}": v for k, v in cfg.to_dict()["augment"].items()})
                 mlflow.log_params(flat)
-                mlflow.set_tag("dataset_version", dataset_version)
-            log.info("MLflow run %s at %s", run.info.run_id, uri)
+                mlflow.set_tags({"dataset_version": dataset_version, **dvc_tags(dvc), **(tags or {})})
+            log.info("MLflow run %s at %s", run.info.run_id, mlflow.get_tracking_uri())
         except Exception as exc:
             log.error("MLflow tracking is OFF for this run: %r", exc)
 
@@ -69,6 +95,16 @@ class Tracker:
 
         self._safe(_finish)
 
+    def end(self, status: str, tags: dict[str, str] | None = None) -> None:
+        """Close the run without a package: KILLED (a pruned trial) or FAILED."""
+
+        def _end(m: Any) -> None:
+            if tags:
+                m.set_tags(tags)
+            m.end_run(status=status)
+
+        self._safe(_end)
+
     def _safe(self, action: Any) -> None:
         if self._mlflow is None:
             return
@@ -76,6 +112,16 @@ class Tracker:
             action(self._mlflow)
         except Exception as exc:
             log.error("MLflow logging failed: %r", exc)
+
+
+def dvc_tags(dvc: DvcVersion | None) -> dict[str, str]:
+    if dvc is None:
+        return {}
+    return {
+        "dvc_md5": dvc.md5,
+        "data_git_revision": dvc.git_revision or "",
+        "data_git_dirty": str(dvc.git_dirty),
+    }
 
 
 def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
