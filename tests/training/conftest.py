@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
-
-
-def _pick(folder: Path, pattern: str, n: int) -> list[Path]:
-    return sorted(folder.glob(pattern))[:n]
+from kermany_subset import write_dataset_csv
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset_csv(kermany: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CSV over real Kermany train images (absolute paths; nothing copied)."""
-    train = kermany / "train"
-    rows = [(p, "normal") for p in _pick(train / "NORMAL", "IM-*.jpeg", 16)]
-    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_bacteria_*.jpeg", 16)]
-    rows += [(p, "pneumonia") for p in _pick(train / "PNEUMONIA", "*_virus_*.jpeg", 16)]
-    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "split"])
-        for image, label in rows:
-            writer.writerow([str(image.resolve()), label, "train"])
-    return path
+    return write_dataset_csv(kermany, 16, tmp_path_factory.mktemp("tiny") / "tiny.csv")
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,10 @@ from ..data.splits import assert_patient_disjoint, counts, earliest_patients_spl
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import build_model
+from . import distributed
 from .calibration import fit_decision_rule
 from .config import TrainConfig
+from .distributed import Ranks
 from .loop import (
     EpochRecord,
     TrainState,
@@ -57,6 +59,7 @@ class TrainResult:
     package_dir: Path
     best_epoch: int
     val_auroc: float
+    rank: int = 0  # under torchrun: only rank 0's package_dir exists
 
 
 def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
@@ -95,27 +98,39 @@ def _setup_logging(out_dir: Path) -> logging.Handler:
 def train(
     data: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False, console: Console | None = None
 ) -> TrainResult:
-    console = console or Console()
+    """One run; under torchrun, one rank of it (rank 0 writes everything, docs/training.md)."""
+    ranks = distributed.setup(cfg.batch_size, cfg.threads)
+    console = console if console is not None and ranks.is_main else Console(quiet=not ranks.is_main)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = out_dir / "checkpoints"
     checkpoint_dir.mkdir(exist_ok=True)
-    handler = _setup_logging(out_dir)
+    handler = _setup_logging(out_dir) if ranks.is_main else None
     try:
-        return _train(data, out_dir, checkpoint_dir, cfg, resume, console)
+        return _train(data, out_dir, checkpoint_dir, cfg, resume, console, ranks)
     finally:
-        logging.getLogger("cxr_pneumonia").removeHandler(handler)
-        handler.close()
+        distributed.teardown(ranks)
+        if handler is not None:
+            logging.getLogger("cxr_pneumonia").removeHandler(handler)
+            handler.close()
 
 
 def _train(
-    data: Path, out_dir: Path, checkpoint_dir: Path, cfg: TrainConfig, resume: bool, console: Console
+    data: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    cfg: TrainConfig,
+    resume: bool,
+    console: Console,
+    ranks: Ranks,
 ) -> TrainResult:
-    config_path = out_dir / "config.yaml"
-    cfg.write_yaml(config_path)
+    if ranks.is_main:
+        cfg.write_yaml(out_dir / "config.yaml")
     seed_everything(cfg.seed)
-    if cfg.threads:
+    if cfg.threads and not ranks.distributed:
         torch.set_num_threads(cfg.threads)
     log.info("training %s with %s", cfg.name, json.dumps(cfg.to_dict()))
+    if ranks.distributed:
+        log.info("torchrun job: %s", distributed.describe(ranks))
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -131,10 +146,11 @@ def _train(
         scan_task = progress.add_task("cataloguing", total=None, info="")
         manifest = scan(data, progress=lambda i, n: progress.update(scan_task, completed=i, total=n))
         train_rows, val_rows = split_for_training(manifest, cfg)
-        manifest.write_csv(out_dir / "manifest.csv")
-        (out_dir / "split.json").write_text(
-            json.dumps({"train": [r.path for r in train_rows], "val": [r.path for r in val_rows]}, indent=0)
-        )
+        split = {"train": [r.path for r in train_rows], "val": [r.path for r in val_rows]}
+        distributed.assert_same(ranks, "patient split", [manifest.version_id, split])
+        if ranks.is_main:
+            manifest.write_csv(out_dir / "manifest.csv")
+            (out_dir / "split.json").write_text(json.dumps(split, indent=0))
         log.info("dataset %s: train %s, val %s", manifest.version_id, counts(train_rows), counts(val_rows))
 
         spec = PreprocessSpec(size=cfg.image_size)
@@ -150,22 +166,17 @@ def _train(
             train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
         )
         val_ds = XRayTensorDataset(val_images, val_rows, spec)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        train_loader = DataLoader(
-            train_ds,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            generator=generator,
-            drop_last=len(train_ds) > cfg.batch_size,
-        )
-        val_loader = DataLoader(val_ds, batch_size=64)
+        train_loader = distributed.train_loader(train_ds, cfg.batch_size, cfg.seed, ranks)
+        val_loader = DataLoader(val_ds, batch_size=distributed.VAL_BATCH)
 
         model, backbone = build_model(cfg.backbone, len(CLASSES), cfg.pretrained, cfg.dropout)
         if cfg.pretrained and not backbone.pretrained:
             console.print(f"[bold red]WARNING: {cfg.backbone} has no offline weights; training from scratch.")
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(ranks.device).to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         weights = class_weights(train_ds.targets, len(CLASSES)) if cfg.class_weighting else None
+        if weights is not None:
+            weights = weights.to(ranks.device)
 
         ema = make_ema(model, cfg.ema_decay)
         state = TrainState()
@@ -174,8 +185,9 @@ def _train(
             state = load_checkpoint(last, model, optimizer, ema)
             rescore_best(state, cfg.selection_metric)
             log.info("resumed after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
+        distributed.assert_same(ranks, "resumed checkpoint", [state.epoch, state.step])
 
-        tracker = Tracker(cfg, out_dir, manifest.version_id)
+        tracker = Tracker(cfg, out_dir, manifest.version_id, enabled=ranks.is_main)
         tracker.log_params(
             {
                 "train_images": len(train_rows),
@@ -202,7 +214,7 @@ def _train(
         state = train_epochs(
             model,
             train_loader,
-            val_loader,
+            distributed.validation_shard(val_ds, ranks),
             cfg,
             checkpoint_dir,
             state,
@@ -211,10 +223,14 @@ def _train(
             on_epoch,
             on_step,
             ema=ema,
+            ranks=ranks,
         )
+        if not ranks.is_main:  # rank 0 alone calibrates, exports and packages
+            return TrainResult(out_dir, out_dir / "package", state.best_epoch, _best_auroc(state), ranks.rank)
 
         progress.add_task("calibrating and exporting", total=None, info="")
         best = torch.load(checkpoint_dir / "best.pt", map_location="cpu", weights_only=True)
+        model = model.to("cpu")  # export and the package's references run on the CPU
         model.load_state_dict(best["model"])
         model.eval()
         val_logits, _, val_targets = predict_logits(model, val_loader)
@@ -246,7 +262,11 @@ def _train(
     tracker.log_metrics({f"final_{k}": v for k, v in fitted["metrics"].items() if isinstance(v, float)})
     tracker.finish(package_dir, state.history)
     console.print(f"[green]Model package written to {package_dir}")
-    return TrainResult(out_dir, package_dir, state.best_epoch, state.best_record().get("val_auroc", math.nan))
+    return TrainResult(out_dir, package_dir, state.best_epoch, _best_auroc(state))
+
+
+def _best_auroc(state: TrainState) -> float:
+    return state.best_record().get("val_auroc", math.nan)
 
 
 def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:

@@ -20,9 +20,11 @@ class Tracker:
     A tracking failure is logged loudly but does not throw away an hour of training.
     """
 
-    def __init__(self, cfg: TrainConfig, out_dir: Path, dataset_version: str) -> None:
+    def __init__(self, cfg: TrainConfig, out_dir: Path, dataset_version: str, enabled: bool = True) -> None:
         self.out_dir = out_dir
         self._mlflow: Any = None
+        if not enabled:  # a torchrun rank other than 0: rank 0 alone logs the run
+            return
         try:
             from ..registry.mlflow_env import import_mlflow
 
