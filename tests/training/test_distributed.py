@@ -138,6 +138,24 @@ def test_a_killed_rank_ends_the_job_and_resume_finishes_it(subset_csv: Path, tmp
     ModelPackage.open(out / "package")
 
 
+@pytest.mark.parametrize(("size", "world_size"), [(64, 2), (67, 2), (72, 4), (10, 2)])
+def test_every_global_batch_holds_the_images_of_one_process(size: int, world_size: int) -> None:
+    from cxr_pneumonia.training.distributed import SINGLE, Ranks, seed_epoch, train_loader
+
+    def epoch_batches(ranks: Ranks, epoch: int) -> list[list[int]]:
+        loader = train_loader(list(range(size)), 16, 7, ranks)
+        seed_epoch(loader, 7, epoch, ranks)
+        return [batch.tolist() for batch in loader]
+
+    for epoch in (1, 2):
+        one = epoch_batches(SINGLE, epoch)
+        per_rank = [epoch_batches(Ranks(rank, world_size), epoch) for rank in range(world_size)]
+        assert all(len(batches) == len(one) for batches in per_rank)  # the same steps on every rank
+        for step, batch in enumerate(one):
+            assert sorted(i for batches in per_rank for i in batches[step]) == sorted(batch)
+    assert epoch_batches(SINGLE, 1) != epoch_batches(SINGLE, 2)  # reshuffled every epoch
+
+
 def test_a_batch_not_divisible_by_the_processes_is_refused(subset_csv: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,37 +111,61 @@ def wrap(model: torch.nn.Module, ranks: Ranks) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[ranks.device] if ranks.device.type == "cuda" else None)
 
 
+class DealtSampler(DistributedSampler[int]):
+    """A DistributedSampler whose epoch order is the one a single process's shuffled DataLoader draws.
+
+    A DataLoader with a generator seeded ``seed + epoch`` first draws its base seed from it (one
+    int64), then RandomSampler's permutation. Drawn the same way here and dealt out in turn, every
+    global batch of N ranks holds exactly the images of the same batch in one process
+    (tests/training/test_distributed.py checks this against torch's DataLoader). Padded by wrapping
+    round, as DistributedSampler does, so every rank has the same number of samples."""
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # the DataLoader's base seed
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()  # type: ignore[arg-type]
+        order += order[: self.total_size - len(order)]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
+
+
 def train_loader(dataset: Dataset[Any], batch_size: int, seed: int, ranks: Ranks) -> DataLoader[Any]:
-    """Shuffled training batches. Across ranks, DistributedSampler draws the same permutation as one
-    process does (seed + epoch) and deals it out in turn, so every global batch holds the same images."""
+    """Shuffled training batches of ``batch_size`` images in all (``per_rank_batch`` on each rank)."""
     size = len(dataset)  # type: ignore[arg-type]
     drop_last = size > batch_size
+    # The loader's generator seeds its base seed (so the global torch RNG, which augmentation draws
+    # from, is not consumed by it) and, in one process, the shuffle; seed_epoch reseeds it.
+    generator = torch.Generator().manual_seed(seed)
     if not ranks.distributed:
-        generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=True, generator=generator, drop_last=drop_last
         )
-    sampler: DistributedSampler[Any] = DistributedSampler(
-        dataset, ranks.world_size, ranks.rank, shuffle=True, seed=seed
-    )
     return DataLoader(
-        dataset, batch_size=per_rank_batch(batch_size, ranks.world_size), sampler=sampler, drop_last=drop_last
+        dataset,
+        batch_size=per_rank_batch(batch_size, ranks.world_size),
+        sampler=DealtSampler(dataset, ranks.world_size, ranks.rank, shuffle=True, seed=seed),
+        generator=generator,
+        drop_last=drop_last,
     )
 
 
 def seed_epoch(loader: DataLoader[Any], seed: int, epoch: int, ranks: Ranks) -> None:
     """Per-epoch seeds (shuffling, augmentation, dropout) so a resumed run repeats an uninterrupted one."""
     torch.manual_seed(seed + epoch + ranks.seed_offset)
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)  # its permutation is seeded with seed + epoch
-    elif loader.generator is not None:
+    if loader.generator is not None:
         loader.generator.manual_seed(seed + epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)  # its permutation is seeded with seed + epoch too
 
 
 def validation_shard(dataset: Dataset[Any], ranks: Ranks) -> DataLoader[Any]:
     """Every rank scores every world_size-th validation image (no padding: each image exactly once)."""
     if not ranks.distributed:
         return DataLoader(dataset, batch_size=VAL_BATCH)
+    if len(dataset) < ranks.world_size:  # type: ignore[arg-type]
+        raise DataError(
+            f"{len(dataset)} validation images for {ranks.world_size} processes: every rank needs one",  # type: ignore[arg-type]
+            code="data_empty",
+        )
     indices = range(ranks.rank, len(dataset), ranks.world_size)  # type: ignore[arg-type]
     return DataLoader(Subset(dataset, list(indices)), batch_size=VAL_BATCH)
 
