@@ -2,8 +2,8 @@
 
 The runs turn augmentation and dropout off: their random draws land on other images when the batch is
 dealt out to two ranks, which would make the runs differ like two seeds do. What is left between one
-and two processes is BatchNorm (batch statistics over 8 images per rank instead of 16) and the order
-of floating-point sums, so the tolerance below measures the DDP mechanics, not the noise of sampling.
+and two processes is BatchNorm (batch statistics over 8 images per rank instead of 16), EfficientNet's
+drop-connect draws and the order of floating-point sums.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ CONFIG = {
     "ema_decay": 0.9,  # EMA of the DDP module's underlying weights is what is validated
     "augment": {"degrees": 0.0, "translate": 0.0, "scale": [1.0, 1.0], "brightness": 0.0, "contrast": 0.0},
 }
-# Measured gap, one vs two processes, final epoch (docs/training.md): see the numbers there.
-VAL_LOSS_TOLERANCE = 0.30
-VAL_AUROC_TOLERANCE = 0.10
+# Largest gap measured, one vs two processes, last epoch, seeds 7/11/13 (docs/training.md): val loss
+# 0.104, val AUROC 0.043; about twice that. Two processes with the per-rank batch not divided (a
+# global batch of 32) ended 0.186 away in AUROC.
+VAL_LOSS_TOLERANCE = 0.20
+VAL_AUROC_TOLERANCE = 0.09
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +119,7 @@ def _epoch_of(checkpoint: Path) -> int:
 def test_a_killed_rank_ends_the_job_and_resume_finishes_it(subset_csv: Path, tmp_path: Path) -> None:
     config, out = _config(tmp_path, image_size=64), tmp_path / "run"  # 3 epochs, quicker ones
     last = out / "checkpoints" / "last.pt"
-    job = _torchrun(subset_csv, out, config, free_loopback_port())
+    job = _torchrun(subset_csv, out, config, free_loopback_port(), "--max-images", "48")
     deadline = time.monotonic() + 300
     while not last.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -130,7 +132,7 @@ def test_a_killed_rank_ends_the_job_and_resume_finishes_it(subset_csv: Path, tmp
     assert 1 <= killed_after < 3, "the job finished before the kill: nothing left to resume"
     assert not (out / "package").exists()
 
-    resumed = _torchrun(subset_csv, out, config, free_loopback_port(), "--resume")
+    resumed = _torchrun(subset_csv, out, config, free_loopback_port(), "--resume", "--max-images", "48")
     assert resumed.wait(timeout=300) == 0
     assert [h["epoch"] for h in _history(out)] == [1, 2, 3]  # no epoch repeated or lost
     assert f"resumed after epoch {killed_after}" in (out / "train.log").read_text()
