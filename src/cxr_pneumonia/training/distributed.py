@@ -91,7 +91,8 @@ def describe(ranks: Ranks) -> str:
 
 
 def teardown(ranks: Ranks) -> None:
-    if ranks.distributed and dist.is_initialized():
+    # setup()'s process group only (also a torchrun job of one rank), never one a caller made
+    if ranks is not SINGLE and dist.is_initialized():
         dist.destroy_process_group()
 
 
