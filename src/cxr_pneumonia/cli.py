@@ -165,22 +165,25 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue from the run directory's last checkpoint")] = False,
     epochs: Annotated[int | None, typer.Option(help="override the config's epochs")] = None,
     max_images: Annotated[int | None, typer.Option(help="use at most this many training images")] = None,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="processes on this machine (>1: torchrun, DistributedDataParallel)")
+    ] = 1,
 ) -> None:
     """Train, calibrate on validation, export ONNX and write a model package (needs the train extra)."""
-    from dataclasses import replace
-
-    from .training.config import TrainConfig
+    from .training.config import resolve_config
     from .training.run import train as run_training
 
-    recorded = out / "config.yaml"
-    if config is None and resume and recorded.exists():
-        config = recorded  # a resumed run keeps the configuration it started with
-    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if max_images is not None:
-        cfg = replace(cfg, max_images=max_images)
     try:
+        cfg = resolve_config(config, out, resume, epochs, max_images)
+        if nproc > 1:
+            from .training.launch import launch, rank_arguments
+
+            status = launch(
+                nproc, cfg.batch_size, rank_arguments(data, out, config, resume, epochs, max_images)
+            )
+            if status:
+                raise typer.Exit(code=status)
+            return
         result = run_training(data, out, cfg, resume=resume, console=console)
     except CXRError as exc:
         raise _fail(exc) from None

@@ -84,3 +84,20 @@ class TrainConfig:
 
     def write_yaml(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def resolve_config(
+    config: Path | None, out: Path, resume: bool, epochs: int | None, max_images: int | None
+) -> TrainConfig:
+    """The run's configuration: the YAML given (a resumed run keeps its recorded one), then overrides."""
+    from dataclasses import replace
+
+    recorded = out / "config.yaml"
+    if config is None and resume and recorded.exists():
+        config = recorded  # a resumed run keeps the configuration it started with
+    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    if max_images is not None:
+        cfg = replace(cfg, max_images=max_images)
+    return cfg

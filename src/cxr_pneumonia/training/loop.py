@@ -17,8 +17,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from ..models.network import CXRNet
+from . import distributed
 from .calibration import p_pneumonia, probabilities
 from .config import TrainConfig
+from .distributed import SINGLE, Ranks
 from .metrics import auroc
 
 log = logging.getLogger(__name__)
@@ -105,11 +107,12 @@ def selection_score(record: dict[str, float], metric: str) -> float:
 def predict_logits(model: CXRNet, loader: DataLoader[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits (N, 3), pooled features (N, C), targets (N,)) without augmentation."""
     model.eval()
+    device = next(model.parameters()).device
     all_logits, all_pooled, all_targets = [], [], []
     for images, targets in loader:
-        logits, features = model(images.contiguous(memory_format=torch.channels_last))
-        all_logits.append(logits.float().numpy())
-        all_pooled.append(features.mean(dim=(2, 3)).float().numpy())
+        logits, features = model(images.to(device).contiguous(memory_format=torch.channels_last))
+        all_logits.append(logits.float().cpu().numpy())
+        all_pooled.append(features.mean(dim=(2, 3)).float().cpu().numpy())
         all_targets.append(np.asarray(targets))
     return np.concatenate(all_logits), np.concatenate(all_pooled), np.concatenate(all_targets)
 
@@ -156,10 +159,16 @@ def train_epochs(
     on_epoch: Callable[[EpochRecord], None],
     on_step: Callable[[int, int, float], None],
     ema: AveragedModel | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainState:
-    """Run epochs from ``state.epoch`` to ``cfg.epochs``; saves last.pt every epoch, best.pt on gain."""
+    """Run epochs from ``state.epoch`` to ``cfg.epochs``; saves last.pt every epoch, best.pt on gain.
+
+    Across ranks (``ranks``): forward/backward through DDP, train loss summed over ranks, validation
+    sharded and gathered (every rank then takes the same early-stopping and best decisions), and only
+    rank 0 saves."""
     import time
 
+    net = distributed.wrap(model, ranks)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -168,11 +177,7 @@ def train_epochs(
             log.info("early stop: no better %s for %d epochs", cfg.selection_metric, cfg.patience)
             break
         started = time.monotonic()
-        # Seed per epoch (augmentation and shuffling) so a resumed run repeats an uninterrupted one.
-        torch.manual_seed(cfg.seed + epoch)
-        generator = getattr(train_loader, "generator", None)
-        if generator is not None:
-            generator.manual_seed(cfg.seed + epoch)
+        distributed.seed_epoch(train_loader, cfg.seed, epoch, ranks)
         model.train()
         running, seen = 0.0, 0
         lr = cfg.lr
@@ -180,7 +185,8 @@ def train_epochs(
             lr = lr_at(state.step, total_steps, warmup_steps, cfg.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits, _ = model(images.contiguous(memory_format=torch.channels_last))
+            images, targets = images.to(ranks.device), targets.to(ranks.device)
+            logits, _ = net(images.contiguous(memory_format=torch.channels_last))
             loss = loss_fn(logits, targets, weights, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -191,11 +197,14 @@ def train_epochs(
             running += loss.item() * len(targets)
             seen += len(targets)
             on_step(batch + 1, steps_per_epoch, running / seen)
+        loss_sum, count = distributed.sum_across(ranks, running, seen)  # the global train loss
         scored = evaluated_model(model, ema)
+        distributed.sync_buffers(scored, ranks)
         logits, _, targets_np = predict_logits(scored, val_loader)
+        logits, targets_np = distributed.gather_shards(ranks, logits, targets_np)
         val_loss, val_auc, val_sub = validation_scores(logits, targets_np)
         record = EpochRecord(
-            epoch, running / max(seen, 1), val_loss, val_auc, val_sub, lr, time.monotonic() - started
+            epoch, loss_sum / max(count, 1), val_loss, val_auc, val_sub, lr, time.monotonic() - started
         )
         state.epoch = epoch
         state.history.append(record.as_dict())
@@ -204,8 +213,10 @@ def train_epochs(
         improved = state.best_epoch == 0 or (not math.isnan(score) and score > state.best_score)
         if improved:
             state.best_score, state.best_epoch = score, epoch
-            torch.save({"model": scored.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
-        save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state, ema)
+            if ranks.is_main:
+                torch.save({"model": scored.state_dict(), "epoch": epoch}, checkpoint_dir / "best.pt")
+        if ranks.is_main:
+            save_checkpoint(checkpoint_dir / "last.pt", model, optimizer, state, ema)
         on_epoch(record)
     return state
 

@@ -33,8 +33,10 @@ from ..data.splits import assert_patient_disjoint, counts, earliest_patients_spl
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import BackboneInfo, build_model
+from . import distributed
 from .calibration import fit_decision_rule
 from .config import TrainConfig
+from .distributed import SINGLE, Ranks
 from .loop import (
     EpochRecord,
     TrainState,
@@ -59,6 +61,7 @@ class TrainResult:
     package_dir: Path
     best_epoch: int
     val_auroc: float
+    rank: int = 0  # under torchrun: only rank 0's package_dir exists
 
 
 def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
@@ -86,8 +89,11 @@ def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any],
 
 
 @contextmanager
-def log_to(out_dir: Path) -> Iterator[None]:
-    """The package's log records into out_dir/train.log while the block runs."""
+def log_to(out_dir: Path, enabled: bool = True) -> Iterator[None]:
+    """The package's log records into out_dir/train.log while the block runs (rank 0 alone writes it)."""
+    if not enabled:
+        yield
+        return
     handler = logging.FileHandler(out_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("cxr_pneumonia")
@@ -103,10 +109,15 @@ def log_to(out_dir: Path) -> Iterator[None]:
 def train(
     data: Path, out_dir: Path, cfg: TrainConfig, resume: bool = False, console: Console | None = None
 ) -> TrainResult:
-    console = console or Console()
+    """One run; under torchrun, one rank of it (rank 0 writes everything, docs/training.md)."""
+    ranks = distributed.setup(cfg.batch_size, cfg.threads)
+    console = console if console is not None and ranks.is_main else Console(quiet=not ranks.is_main)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with log_to(out_dir):
-        return _train(data, out_dir, cfg, resume, console)
+    try:
+        with log_to(out_dir, enabled=ranks.is_main):
+            return _train(data, out_dir, cfg, resume, console, ranks)
+    finally:
+        distributed.teardown(ranks)
 
 
 @dataclass
@@ -194,12 +205,13 @@ def fit(
     tracker: Tracker,
     resume: bool = False,
     on_record: Callable[[EpochRecord], None] | None = None,
+    ranks: Ranks = SINGLE,
 ) -> Fitted:
     """The epoch loop over prepared data; ``on_record`` sees every epoch's validation record (and may
-    raise to stop the run, as a tuning pruner does)."""
+    raise to stop the run, as a tuning pruner does). Under torchrun, one rank's share of it."""
     checkpoint_dir = out_dir / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
+    if cfg.threads and not ranks.distributed:  # under torchrun, distributed.setup divides the cores
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     train_rows, val_rows, spec = prepared.train_rows, prepared.val_rows, prepared.spec
@@ -207,22 +219,17 @@ def fit(
         prepared.train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
     )
     val_ds = XRayTensorDataset(prepared.val_images, val_rows, spec)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        generator=generator,
-        drop_last=len(train_ds) > cfg.batch_size,
-    )
-    val_loader = DataLoader(val_ds, batch_size=64)
+    train_loader = distributed.train_loader(train_ds, cfg.batch_size, cfg.seed, ranks)
+    val_loader = DataLoader(val_ds, batch_size=distributed.VAL_BATCH)
 
     model, backbone = build_model(cfg.backbone, len(CLASSES), cfg.pretrained, cfg.dropout)
     if cfg.pretrained and not backbone.pretrained:
         console.print(f"[bold red]WARNING: {cfg.backbone} has no offline weights; training from scratch.")
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(ranks.device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = class_weights(train_ds.targets, len(CLASSES)) if cfg.class_weighting else None
+    if weights is not None:
+        weights = weights.to(ranks.device)
 
     ema = make_ema(model, cfg.ema_decay)
     state = TrainState()
@@ -231,6 +238,7 @@ def fit(
         state = load_checkpoint(last, model, optimizer, ema)
         rescore_best(state, cfg.selection_metric)
         log.info("resumed after epoch %d (best epoch %d)", state.epoch, state.best_epoch)
+    distributed.assert_same(ranks, "resumed checkpoint", [state.epoch, state.step])
 
     tracker.log_params(
         {
@@ -260,7 +268,7 @@ def fit(
     state = train_epochs(
         model,
         train_loader,
-        val_loader,
+        distributed.validation_shard(val_ds, ranks),
         cfg,
         checkpoint_dir,
         state,
@@ -269,26 +277,38 @@ def fit(
         on_epoch,
         on_step,
         ema=ema,
+        ranks=ranks,
     )
     return Fitted(model, backbone, state, val_ds, val_loader)
 
 
-def _train(data: Path, out_dir: Path, cfg: TrainConfig, resume: bool, console: Console) -> TrainResult:
-    cfg.write_yaml(out_dir / "config.yaml")
+def _train(
+    data: Path, out_dir: Path, cfg: TrainConfig, resume: bool, console: Console, ranks: Ranks
+) -> TrainResult:
+    if ranks.is_main:
+        cfg.write_yaml(out_dir / "config.yaml")
     log.info("training %s with %s", cfg.name, json.dumps(cfg.to_dict()))
+    if ranks.distributed:
+        log.info("torchrun job: %s", distributed.describe(ranks))
 
     with new_progress(console) as progress:
         prepared = prepare_data(data, cfg, progress)
-        write_data_record(prepared, out_dir)
+        split = {"train": [r.path for r in prepared.train_rows], "val": [r.path for r in prepared.val_rows]}
+        distributed.assert_same(ranks, "patient split", [prepared.manifest.version_id, split])
+        if ranks.is_main:
+            write_data_record(prepared, out_dir)
         manifest = prepared.manifest
-        tracker = Tracker(cfg, out_dir, manifest.version_id, dvc=manifest.dvc)
-        fitted_loop = fit(prepared, out_dir, cfg, progress, console, tracker, resume=resume)
+        tracker = Tracker(cfg, out_dir, manifest.version_id, dvc=manifest.dvc, enabled=ranks.is_main)
+        fitted_loop = fit(prepared, out_dir, cfg, progress, console, tracker, resume=resume, ranks=ranks)
         model, state, val_ds, val_loader = (
             fitted_loop.model,
             fitted_loop.state,
             fitted_loop.val_ds,
             fitted_loop.val_loader,
         )
+        if not ranks.is_main:  # rank 0 alone calibrates, exports and packages
+            return TrainResult(out_dir, out_dir / "package", state.best_epoch, _best_auroc(state), ranks.rank)
+        model = model.to("cpu")  # export and the package's references run on the CPU
         progress.add_task("calibrating and exporting", total=None, info="")
         best = torch.load(out_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(best["model"])
@@ -325,7 +345,11 @@ def _train(data: Path, out_dir: Path, cfg: TrainConfig, resume: bool, console: C
     tracker.log_metrics({f"final_{k}": v for k, v in fitted["metrics"].items() if isinstance(v, float)})
     tracker.finish(package_dir, state.history)
     console.print(f"[green]Model package written to {package_dir}")
-    return TrainResult(out_dir, package_dir, state.best_epoch, state.best_record().get("val_auroc", math.nan))
+    return TrainResult(out_dir, package_dir, state.best_epoch, _best_auroc(state))
+
+
+def _best_auroc(state: TrainState) -> float:
+    return state.best_record().get("val_auroc", math.nan)
 
 
 def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:

@@ -52,9 +52,12 @@ class Tracker:
         dvc: DvcVersion | None = None,
         parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        enabled: bool = True,
     ) -> None:
         self.out_dir = out_dir
         self._mlflow: Any = None
+        if not enabled:  # a torchrun rank other than 0: rank 0 alone logs the run
+            return
         try:
             mlflow = open_mlflow()
             run_id_file = out_dir / "mlflow_run_id"
