@@ -125,6 +125,27 @@ async def test_errors_are_the_projects_exceptions(
         AsyncClient(served[0].url, api_key="a", token="b")
 
 
+async def test_login_swaps_the_key_for_a_bearer_token(
+    served: tuple[Server, str], twenty_images: list[Path], tmp_path: Path
+) -> None:
+    server, key = served
+    created = _cli(["users", "create", "dr.async", "--role", "clinician"], server.env, tmp_path)
+    password = re.search(r"password \(shown once\): (\S+)", created.stdout)
+    assert created.returncode == 0 and password, created.stdout + created.stderr
+    async with AsyncClient(server.url) as cxr:
+        with pytest.raises(AuthError) as wrong:
+            await cxr.login("dr.async", "not the password")
+        assert wrong.value.http_status == 401
+        with pytest.raises(AuthError):
+            await cxr.predictions()  # nothing sent yet: no credentials
+    async with AsyncClient(server.url, api_key=key) as cxr:
+        assert "dr.async" not in (await cxr.predict(twenty_images[2])).caller
+        token = await cxr.login("dr.async", password.group(1))
+        assert token and "dr.async" in (await cxr.predict(twenty_images[2])).caller  # the key is dropped
+    async with AsyncClient(server.url, token=token) as again:  # the token alone is a credential
+        assert (await again.predictions(limit=2)).limit == 2
+
+
 @pytest.fixture
 def flaky(served: tuple[Server, str]) -> Iterator[str]:
     """test_client.py's proxy: 503 (Retry-After: 0) to the first requests, then the real server."""
