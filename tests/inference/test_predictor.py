@@ -90,26 +90,17 @@ def test_heatmap_renders(predictor: Predictor, kermany: Path) -> None:
 def test_real_dicom_chest_radiographs_are_read(
     predictor: Predictor, shared_dicom: Path, pydicom_data_file
 ) -> None:
-    """Adult chest radiographs, outside the pediatric training population: decoded and read, then either
-    flagged and referred or, far enough out, refused as out of distribution; never a plain answer.
-    (Model 2.1.0 refers the two shared ones and refuses RG1_UNCR: score 101.1 over its 91.8.)"""
-    answered = 0
+    """Adult chest radiographs: read, but outside the pediatric training population, so flagged and referred."""
     for path in (
         shared_dicom / "cr-chest-monochrome2-jpeg-baseline.dcm",
         shared_dicom / "cr-chest-fake-monochrome1.dcm",
         pydicom_data_file("RG1_UNCR.dcm"),
     ):
-        try:
-            result = predictor.predict(path)
-        except RejectedImage as refused:
-            assert refused.reason == "out_of_distribution", refused
-            continue
-        answered += 1
+        result = predictor.predict(path)
         assert result.input_meta["modality"] == "CR"
         if result.ood_score > result.ood_threshold:
             assert "atypical_input" in {f.code for f in result.findings}
             assert result.refer
-    assert answered >= 2  # the real chest DICOMs are read, not refused as unreadable
 
 
 def test_ct_and_mr_are_refused_by_modality(predictor: Predictor, pydicom_data_file) -> None:
