@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,12 @@ def free_port() -> int:
 
 
 def find_binary(name: str) -> str | None:
-    # Debian installs Orthanc in /usr/sbin, which is not on every user's PATH.
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    """A system tool (dcmtk, Orthanc) on PATH, never a same-named script in this virtualenv (pynetdicom
+    installs its own `storescu` and `echoscu`, which take other options), then /usr/sbin, where
+    Debian installs Orthanc and which is not on every user's PATH."""
+    venv_bin = str(Path(sys.prefix) / "bin")
+    entries = [e for e in os.environ.get("PATH", "").split(os.pathsep) if e and e != venv_bin]
+    return shutil.which(name, path=os.pathsep.join([*entries, "/usr/sbin", "/usr/local/sbin"]))
 
 
 class Orthanc:
