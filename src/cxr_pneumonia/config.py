@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"))
     model_path: Path = Field(default_factory=default_model_path)
     shared_data: Path | None = None
+    # What the Predictor derives from a package and can rebuild (the graph's linear head, keyed by
+    # model.onnx's sha256), so a start need not parse the graph with onnx (0.8 s just to import it).
+    # Default: $XDG_CACHE_HOME/cxr-pneumonia, else ~/.cache/cxr-pneumonia. Unwritable: not cached.
+    cache_dir: Path | None = None
 
     # Input limits, checked before full decoding.
     max_bytes: int = 64 * 1024 * 1024
@@ -213,6 +217,13 @@ class Settings(BaseSettings):
     @property
     def served_model_uri(self) -> str:
         return self.model_uri or str(self.model_path)
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "cxr-pneumonia"
 
     @property
     def resolved_model_cache(self) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import get_settings
 from ..errors import CXRError, ModelError
 from ..imaging import Source, load
 from ..imaging.limits import Limits
@@ -80,7 +81,7 @@ class Predictor:
         if tuple(self.classes) != ("normal", "bacterial", "viral"):
             raise ModelError(f"this version serves classes (normal, bacterial, viral), not {self.classes}")
         self.session = open_session(package.onnx_path, threads)
-        self.head_weight, self.head_bias = head_weights(package.onnx_path, manifest.feature_channels)
+        self.head_weight, self.head_bias = self._read_head()
         self.limits = limits or Limits.from_settings()
         self.min_side = min_side
         self.cache: ResultCache = cache if cache is not None else MemoryCache()
@@ -99,12 +100,29 @@ class Predictor:
         """Open and verify a package (sha256 of every file, preprocessing spec) and start a session."""
         return cls(ModelPackage.open(path), **kwargs)  # type: ignore[arg-type]
 
-    def _self_check(self) -> None:
-        """The head read from the graph must reproduce the graph's logits, or heatmaps would lie."""
+    def _read_head(self, *, refresh: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        manifest = self.package.manifest
+        return head_weights(
+            self.package.onnx_path,
+            manifest.feature_channels,
+            sha256=manifest.onnx_sha256,
+            cache_dir=get_settings().resolved_cache_dir,
+            refresh=refresh,
+        )
+
+    def _head_reproduces_logits(self) -> bool:
         probe = np.zeros((1, self.spec.channels, self.spec.size, self.spec.size), dtype=np.float32)
         logits, features = self.session.run(["logits", "features"], {"image": probe})
         recomputed = features.mean(axis=(2, 3)) @ self.head_weight.T + self.head_bias
-        if not np.allclose(recomputed, logits, atol=1e-3):
+        return bool(np.allclose(recomputed, logits, atol=1e-3))
+
+    def _self_check(self) -> None:
+        """The head must reproduce the graph's logits, or heatmaps would lie. A cached head that does
+        not (stale or altered) is read from the graph again, and re-cached."""
+        if self._head_reproduces_logits():
+            return
+        self.head_weight, self.head_bias = self._read_head(refresh=True)
+        if not self._head_reproduces_logits():
             raise ModelError("the model's head is not a linear layer over pooled features; cannot explain it")
 
     # ---- single image -------------------------------------------------------------------------

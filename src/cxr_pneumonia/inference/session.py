@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from ..errors import ModelError
 
@@ -35,8 +35,33 @@ def open_session(onnx_path: Path, threads: int = 0) -> ort.InferenceSession:
     return session
 
 
-def head_weights(onnx_path: Path, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W (classes, C), b (classes,)) of the Gemm that produces 'logits'."""
+def head_weights(
+    onnx_path: Path,
+    channels: int,
+    *,
+    sha256: str | None = None,
+    cache_dir: Path | None = None,
+    refresh: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(W (classes, C), b (classes,)) of the Gemm that produces 'logits'. With ``sha256`` (of the
+    verified model.onnx) and ``cache_dir``, read from a cached copy when there is one (unless
+    ``refresh``) and cache what the graph gives otherwise; the Predictor's self-check then proves the
+    head against the graph."""
+    cached = cache_dir / f"head-{sha256}.npz" if cache_dir is not None and sha256 else None
+    if cached is not None and not refresh:
+        found = _read_cached(cached, channels)
+        if found is not None:
+            return found
+    weight, bias = _head_from_graph(onnx_path, channels)
+    if cached is not None:
+        _write_cached(cached, weight, bias)
+    return weight, bias
+
+
+def _head_from_graph(onnx_path: Path, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    import onnx  # here, not at the top: importing it costs most of a CLI start (ml_dtypes)
+    from onnx import numpy_helper
+
     model = onnx.load(str(onnx_path), load_external_data=False)
     initializers = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
@@ -50,3 +75,27 @@ def head_weights(onnx_path: Path, channels: int) -> tuple[np.ndarray, np.ndarray
                 raise ModelError(f"the head has {weight.shape[1]} inputs, model.json says {channels}")
             return weight, bias
     raise ModelError("model.onnx has no Gemm producing 'logits': its head cannot be read for heatmaps")
+
+
+def _read_cached(path: Path, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached head, or None when it is absent, unreadable or of the wrong shape (then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            weight, bias = data["weight"].astype(np.float64), data["bias"].astype(np.float64)
+    except (OSError, ValueError, KeyError):
+        return None
+    if weight.ndim != 2 or weight.shape[1] != channels or bias.shape != (weight.shape[0],):
+        return None
+    return weight, bias
+
+
+def _write_cached(path: Path, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Best effort: a read-only or full cache directory only costs the next start its onnx import."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, weight=weight, bias=bias)
+        os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
+    except OSError:
+        return
