@@ -6,6 +6,9 @@ plugin, whose fixture loader does not run under the pytest version used here.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -93,4 +96,17 @@ def test_the_api_keeps_its_schema(fuzzed: Service, method: str, path: str) -> No
         def run(case: schemathesis.Case) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS)
 
+        _run_retrying_the_ast_race(run)
+
+
+def _run_retrying_the_ast_race(run: Callable[[], None]) -> None:
+    """CPython 3.11 keeps the AST constructor's recursion counter per interpreter, not per thread
+    (python/cpython#106905): Hypothesis parsing source on this thread while another thread parses too
+    can raise a SystemError that says nothing about the API. The run is derandomised, so the retry
+    replays the same cases; any other error, or this one twice, fails the test."""
+    try:
+        run()
+    except SystemError as exc:
+        if sys.version_info >= (3, 12) or "AST constructor recursion depth mismatch" not in str(exc):
+            raise
         run()

@@ -225,9 +225,6 @@ function initSignIn() {
     setBusy(button, true, "Signing in…");
     try {
       await signInWith(username, password, form.elements.otp.value.trim());
-      form.reset();
-      $("#signin-otp-field").hidden = true;
-      hideMessage(box);
     } catch (error) {
       api.clearCredential();
       me = null;
@@ -302,10 +299,19 @@ function flash(text, seconds = 8, kind = "success") {
 
 /** Sign in; a token restricted to replacing a one-time password or enrolling a second factor opens
  * that step first, and the sign-in starts again once it is done. */
+function clearSignInForm() {
+  $("#signin-form").reset();
+  $("#signin-otp-field").hidden = true;
+  hideMessage($("#signin-message"));
+}
+
 async function signInWith(username, password, otp) {
   const fields = otp ? { username, password, otp } : { username, password };
   const token = await api.request("auth/token", { method: "POST", form: fields });
   api.setToken(token.access_token, token.refresh_token);
+  // Cleared as soon as the password is accepted, not after the views have loaded: a sign-out while they
+  // load must not have what is typed into the form next wiped by this sign-in's late reset.
+  clearSignInForm();
   if (!token.restriction) {
     watchExpiry(Number(token.expires_in));
     await signedIn();
