@@ -64,6 +64,16 @@ class Service:
     def store(self) -> Store:
         return self.app.state.cxr.store
 
+    def close(self) -> None:
+        """What the app's shutdown does (a TestClient not used as a context manager never runs it): the
+        drift monitors' writers stop before the store, so none writes into a dropped database."""
+        self.client.close()
+        state = self.app.state.cxr
+        state.models.close()
+        if state.monitors is not None:
+            state.monitors.close()
+        state.store.close()
+
     def key(self, role: str) -> dict[str, str]:
         """X-API-Key headers for a key of this role (one per role, created on first use)."""
         if role not in self._keys:
@@ -112,8 +122,7 @@ def make_service(
 
     yield make
     for service in built:
-        service.client.close()
-        service.store.close()
+        service.close()
 
 
 @pytest.fixture

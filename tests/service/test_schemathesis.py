@@ -50,8 +50,7 @@ def fuzzed(tmp_path_factory, bundled_model_path, predictor, chest_jpeg: bytes):
     service.predict(chest_jpeg)  # some history to list
     yield service
     _wait_for_jobs(service)
-    service.client.close()
-    service.store.close()
+    service.close()
 
 
 def _wait_for_jobs(service: Service, seconds: float = 120) -> None:
