@@ -17,8 +17,13 @@ from .xray import XRay
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PREPROCESS_VERSION = "1"
+PREPROCESS_VERSION = "1"  # resize and normalise only
+INTENSITY_VERSION = "2"  # version 1 plus an ``intensity`` transform; older code refuses it, not ignores it
 SUPPORTED_RESIZE = ("stretch-bilinear",)
+# "none": the pixels as decoded. "equalize": 256-level histogram equalisation of the resized image, so
+# exposure and contrast differences between acquisition set-ups reach the network flattened.
+SUPPORTED_INTENSITY = ("none", "equalize")
+EQUALIZE_LEVELS = 256
 
 
 @dataclass(frozen=True)
@@ -31,12 +36,20 @@ class PreprocessSpec:
     channels: int = 3
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    version: str = PREPROCESS_VERSION
+    intensity: str = "none"
+    version: str = ""  # empty: the version the intensity transform needs
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            version = PREPROCESS_VERSION if self.intensity == "none" else INTENSITY_VERSION
+            object.__setattr__(self, "version", version)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        if self.intensity == "none":
+            del data["intensity"]  # a version-1 spec reads and hashes exactly as before
         return data
 
     @classmethod
@@ -47,6 +60,7 @@ class PreprocessSpec:
             channels=int(data["channels"]),
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
+            intensity=str(data.get("intensity", "none")),
             version=str(data["version"]),
         )
         spec.check_supported()
@@ -56,9 +70,16 @@ class PreprocessSpec:
         """Refuse a spec this code cannot honour rather than guess."""
         if self.resize not in SUPPORTED_RESIZE:
             raise ModelError(f"preprocessing resize {self.resize!r} is not supported by this version")
-        if self.version != PREPROCESS_VERSION:
+        if self.version not in (PREPROCESS_VERSION, INTENSITY_VERSION):
             raise ModelError(
-                f"preprocessing version {self.version!r} differs from this code's {PREPROCESS_VERSION!r}"
+                f"preprocessing version {self.version!r} is not one this code reads "
+                f"({PREPROCESS_VERSION!r}, {INTENSITY_VERSION!r})"
+            )
+        if self.intensity not in SUPPORTED_INTENSITY:
+            raise ModelError(f"preprocessing intensity {self.intensity!r} is not supported by this version")
+        if (self.version == PREPROCESS_VERSION) != (self.intensity == "none"):
+            raise ModelError(
+                f"preprocessing version {self.version!r} does not go with intensity {self.intensity!r}"
             )
         if self.channels not in (1, 3) or len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ModelError("preprocessing channels, mean and std do not agree")
@@ -67,12 +88,28 @@ class PreprocessSpec:
 
 
 def resize_unit(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Grey [0, 1] image of any size -> spec.size x spec.size float32 in [0, 1] (antialiased)."""
+    """Grey [0, 1] image of any size -> spec.size x spec.size float32 in [0, 1] (antialiased), then the
+    spec's intensity transform."""
     if pixels.shape == (spec.size, spec.size):
-        return np.asarray(pixels, dtype=np.float32)
-    image = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F")
-    resized = image.resize((spec.size, spec.size), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+        resized = np.asarray(pixels, dtype=np.float32)
+    else:
+        image = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F")
+        scaled = image.resize((spec.size, spec.size), Image.Resampling.BILINEAR)
+        resized = np.clip(np.asarray(scaled, dtype=np.float32), 0.0, 1.0)
+    return equalize(resized) if spec.intensity == "equalize" else resized
+
+
+def equalize(unit: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of a [0, 1] image on 256 levels (as OpenCV's equalizeHist on 8 bits): each
+    level maps to the share of pixels at or below it, the darkest present level to 0. A flat image
+    stays as it is (nothing to spread)."""
+    levels = np.clip(np.rint(unit * (EQUALIZE_LEVELS - 1)), 0, EQUALIZE_LEVELS - 1).astype(np.intp)
+    cdf = np.cumsum(np.bincount(levels.ravel(), minlength=EQUALIZE_LEVELS))
+    darkest = cdf[np.flatnonzero(cdf)[0]]
+    if cdf[-1] == darkest:
+        return np.asarray(unit, dtype=np.float32)
+    table = np.clip((cdf - darkest) / float(cdf[-1] - darkest), 0.0, 1.0).astype(np.float32)
+    return table[levels]
 
 
 def normalize(unit: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

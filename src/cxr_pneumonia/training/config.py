@@ -18,6 +18,9 @@ class TrainConfig:
     backbone: str = "efficientnet-lite0"
     pretrained: bool = True
     image_size: int = 224
+    # The input's intensity transform (imaging.preprocess.SUPPORTED_INTENSITY), recorded in the package's
+    # preprocessing spec so serving applies it too: "none" or "equalize".
+    intensity: str = "none"
     epochs: int = 12
     batch_size: int = 32
     lr: float = 6e-4

@@ -161,7 +161,7 @@ def prepare_data(data: Path, cfg: TrainConfig, progress: Progress) -> PreparedDa
     scan_task = progress.add_task("cataloguing", total=None, info="")
     manifest = scan(data, progress=lambda i, n: progress.update(scan_task, completed=i, total=n))
     train_rows, val_rows = split_for_training(manifest, cfg)
-    spec = PreprocessSpec(size=cfg.image_size)
+    spec = PreprocessSpec(size=cfg.image_size, intensity=cfg.intensity)
     decode_task = progress.add_task("decoding", total=len(train_rows) + len(val_rows), info="")
     train_images = decode_rows(
         manifest, train_rows, spec, lambda i: progress.update(decode_task, completed=i)

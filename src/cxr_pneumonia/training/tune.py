@@ -158,7 +158,15 @@ def _count(study: optuna.Study, states: tuple[TrialState, ...]) -> int:
 
 def _data_key(data: Path, cfg: TrainConfig) -> tuple[Any, ...]:
     """What decides the prepared images: trials that agree on it share one decoding."""
-    return (str(data), cfg.image_size, cfg.max_images, cfg.val_strategy, cfg.val_fraction, cfg.seed)
+    return (
+        str(data),
+        cfg.image_size,
+        cfg.intensity,
+        cfg.max_images,
+        cfg.val_strategy,
+        cfg.val_fraction,
+        cfg.seed,
+    )
 
 
 def _objective(
