@@ -68,6 +68,16 @@ def test_the_serving_stage_runs_cxr_as_non_root_with_a_health_check() -> None:
     assert installs and not any("[" in rest for rest in installs)
 
 
+def test_the_image_serves_the_bundled_default_model() -> None:
+    """The image's model is the one `cxr serve` defaults to on a checkout, not an older package."""
+    from cxr_pneumonia.config import BUNDLED_MODEL_NAME
+
+    final = [(word, rest) for stage, word, rest in _instructions() if stage == "serve"]
+    models = [shlex.split(rest) for word, rest in final if word == "COPY" and rest.startswith("models/")]
+    assert models == [[f"models/{BUNDLED_MODEL_NAME}/", f"/opt/models/{BUNDLED_MODEL_NAME}/"]]
+    assert f"CXR_MODEL_PATH=/opt/models/{BUNDLED_MODEL_NAME}" in dict(final)["ENV"]
+
+
 def _pypi_reachable() -> bool:
     try:
         socket.create_connection(("pypi.org", 443), timeout=5).close()
