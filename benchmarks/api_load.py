@@ -298,7 +298,7 @@ def main() -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v2")),
+        default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v22")),
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kermany/test")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])

@@ -180,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "cxr-effnet-lite0-v2")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "cxr-effnet-lite0-v22")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kermany" / "test")
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")

@@ -66,8 +66,10 @@ def render_card(manifest: PackageManifest) -> str:
         + ", ".join(f"`{c}` ({manifest.class_meaning.get(c, '')})" for c in manifest.classes)
         + ".",
         "  p(pneumonia) = p(bacterial) + p(viral). Because the head is linear, the heatmap is exact Grad-CAM.",
-        f"- Input: {manifest.preprocess.size}x{manifest.preprocess.size}, resize `{manifest.preprocess.resize}`, grey"
-        f" replicated to {manifest.preprocess.channels} channels, ImageNet mean/std (preprocessing v{manifest.preprocess.version}).",
+        f"- Input: {manifest.preprocess.size}x{manifest.preprocess.size}, resize `{manifest.preprocess.resize}`,"
+        + (" 256-level histogram equalisation," if manifest.preprocess.intensity == "equalize" else "")
+        + f" grey replicated to {manifest.preprocess.channels} channels, ImageNet mean/std"
+        f" (preprocessing v{manifest.preprocess.version}).",
         f"- `model.onnx` sha256 `{manifest.onnx_sha256}`.",
         "",
         "## Data",
