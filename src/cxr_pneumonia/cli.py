@@ -340,6 +340,8 @@ def _recalibrate_from_reviews(
         typer.echo(
             f"{when} ({done.evaluation['cases']}, n={m['n']}): {shown}, referred {m['referral_rate']:.3f}"
         )
+    for warning in done.evaluation.get("warnings", []):
+        typer.echo(f"warning: the new rule is worse on these cases: {warning}", err=True)
     return done.manifest, done.evaluation
 
 

@@ -92,3 +92,25 @@ def test_recalibration_from_reviews_needs_no_pytorch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_rule_that_measures_worse_is_named_in_words() -> None:
+    from cxr_pneumonia.training.recalibrate_reviews import worse_after
+
+    before = {"sensitivity": 0.96, "ece": 0.05, "brier": 0.06, "referral_rate": 0.10}
+    same = dict(before)
+    assert worse_after(before, same, 0.95) == []
+    after = {"sensitivity": 0.93, "ece": 0.07, "brier": 0.07, "referral_rate": 0.25}
+    warnings = worse_after(before, after, 0.95)
+    assert [w.split(" (")[0] for w in warnings] == [
+        "sensitivity fell below the operating point",
+        "calibration error rose",
+        "Brier score rose",
+        "referrals rose",
+    ]
+    # within the slack, or already below the operating point before: no warning
+    near = {"sensitivity": 0.96, "ece": 0.055, "brier": 0.063, "referral_rate": 0.15}
+    assert worse_after(before, near, 0.95) == []
+    assert worse_after(before | {"sensitivity": 0.90}, after, 0.95)[0].startswith("calibration")
+    # a measure a class without cases left empty (None after JSON) is not compared
+    assert worse_after(before | {"ece": None}, after | {"ece": None}, 0.95)[1].startswith("Brier")

@@ -27,7 +27,14 @@ from ..store.facade import Store
 from ..store.reviewed import ReviewedCase, reviewed_cases
 from .calibration import expected_calibration_error, p_pneumonia, probabilities
 from .metrics import binary_report, brier
-from .recalibrate import check_enough, fit_for, open_parent, recalibrated_manifest, write_child
+from .recalibrate import (
+    check_enough,
+    fit_for,
+    open_parent,
+    operating_sensitivity,
+    recalibrated_manifest,
+    write_child,
+)
 
 Progress = Callable[[float, str], None]
 MAX_HOLDOUT = 0.5
@@ -73,6 +80,36 @@ def rule_metrics(calibration: Calibration, logits: np.ndarray, targets: np.ndarr
         "brier": brier(y, p),
         "referral_rate": float(np.mean(in_normal == in_pneumonia)),
     }
+
+
+# How much worse the new rule may measure than the parent's before the evaluation warns (an
+# administrator deciding on promotion should not have to spot it in a table of numbers).
+ECE_SLACK = 0.01
+BRIER_SLACK = 0.005
+REFERRAL_SLACK = 0.10
+
+
+def worse_after(before: dict[str, Any], after: dict[str, Any], min_sensitivity: float) -> list[str]:
+    """Plain-words warnings where the new rule measures worse than the parent's on the same cases."""
+
+    def both(key: str) -> tuple[float, float] | None:
+        b, a = before.get(key), after.get(key)
+        ok = isinstance(b, float) and isinstance(a, float) and math.isfinite(b) and math.isfinite(a)
+        return (b, a) if ok else None  # type: ignore[return-value]
+
+    warnings: list[str] = []
+    if (pair := both("sensitivity")) and pair[1] < min_sensitivity <= pair[0]:
+        warnings.append(
+            f"sensitivity fell below the operating point ({pair[0]:.3f} -> {pair[1]:.3f}; "
+            f"the package promises >= {min_sensitivity:.2f})"
+        )
+    if (pair := both("ece")) and pair[1] > pair[0] + ECE_SLACK:
+        warnings.append(f"calibration error rose ({pair[0]:.3f} -> {pair[1]:.3f} ECE)")
+    if (pair := both("brier")) and pair[1] > pair[0] + BRIER_SLACK:
+        warnings.append(f"Brier score rose ({pair[0]:.3f} -> {pair[1]:.3f})")
+    if (pair := both("referral_rate")) and pair[1] > pair[0] + REFERRAL_SLACK:
+        warnings.append(f"referrals rose ({pair[0]:.1%} -> {pair[1]:.1%} of cases)")
+    return warnings
 
 
 def _reviewed_set_id(cases: list[ReviewedCase]) -> str:
@@ -138,6 +175,9 @@ def recalibrate_from_reviews(
         "before": rule_metrics(parent.manifest.calibration, logits[measured], targets[measured]),
         "after": rule_metrics(child.calibration, logits[measured], targets[measured]),
     }
+    evaluation["warnings"] = worse_after(
+        evaluation["before"], evaluation["after"], operating_sensitivity(parent.manifest)
+    )
     evaluation = json_safe(evaluation)  # a class without cases gives NaN: JSON has no NaN
     child.metrics["recalibration"]["evaluation"] = evaluation
     report(0.85, "writing the package")

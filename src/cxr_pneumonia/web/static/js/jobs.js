@@ -146,6 +146,9 @@ function renderResult(result) {
   );
   const evaluation = result.evaluation || {};
   $("#job-cases").textContent = evaluation.note || "";
+  const warnings = evaluation.warnings || [];
+  $("#job-warnings").textContent = warnings.length ? `Worse than the current rule on these cases: ${warnings.join("; ")}.` : "";
+  $("#job-warnings").hidden = !warnings.length;
   const before = evaluation.before || {};
   const after = evaluation.after || {};
   $("#job-metrics tbody").replaceChildren(...(evaluation.before ? MEASURES : []).map(([label, key, digits, pct]) =>
