@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
-from bundled_model import BUNDLED_ID
+from bundled_model import BUNDLED_ID, BUNDLED_PREPROCESS_VERSION
 from PIL import Image
 from sqlalchemy import select
 
@@ -33,7 +33,7 @@ def test_predict_returns_the_prediction_and_commits_it(service: Service, chest_j
         row = session.get(PredictionRecord, body["id"])
         assert row is not None
         assert row.input_sha256 == body["input_sha256"]
-        assert row.model_sha256 == body["model"]["sha256"] and row.preprocess_version == "1"
+        assert row.model_sha256 == body["model"]["sha256"] and row.preprocess_version == BUNDLED_PREPROCESS_VERSION
         assert row.p_pneumonia == body["p_pneumonia"] and row.label == body["label"]
         event = session.get(AuditEvent, row.audit_seq)
         assert event is not None and event.action == "predict" and event.outcome == "accepted"

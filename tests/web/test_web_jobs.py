@@ -55,6 +55,17 @@ def test_the_admin_recalibrates_on_reviewed_cases_and_sees_before_and_after(
         expect(row).to_have_count(2)
         expect(row.nth(0)).not_to_have_text("—")
         expect(row.nth(1)).not_to_have_text("—")
+    # the evaluation's warnings (where the new rule measures worse), in words above the table, or none
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        jobs = client.get("/api/v1/admin/jobs", headers={"X-API-Key": server.create_key("admin")})
+    assert jobs.status_code == 200, jobs.text
+    warnings = jobs.json()["jobs"][0]["result"]["evaluation"]["warnings"]
+    shown = page.get_by_test_id("job-warnings")
+    if warnings:
+        expect(shown).to_be_visible()
+        expect(shown).to_contain_text(warnings[0])
+    else:
+        expect(shown).to_be_hidden()
     expect(page.locator("#job-package")).to_contain_text("+recal.")
     if importlib.util.find_spec("mlflow") is not None:
         expect(page.locator("#job-package")).to_contain_text("alias “challenger”: not in service")
