@@ -33,7 +33,10 @@ def test_predict_returns_the_prediction_and_commits_it(service: Service, chest_j
         row = session.get(PredictionRecord, body["id"])
         assert row is not None
         assert row.input_sha256 == body["input_sha256"]
-        assert row.model_sha256 == body["model"]["sha256"] and row.preprocess_version == BUNDLED_PREPROCESS_VERSION
+        assert (
+            row.model_sha256 == body["model"]["sha256"]
+            and row.preprocess_version == BUNDLED_PREPROCESS_VERSION
+        )
         assert row.p_pneumonia == body["p_pneumonia"] and row.label == body["label"]
         event = session.get(AuditEvent, row.audit_seq)
         assert event is not None and event.action == "predict" and event.outcome == "accepted"
