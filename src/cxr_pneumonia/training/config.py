@@ -28,6 +28,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     dropout: float = 0.2
     label_smoothing: float = 0.05
+    # >0: mixup (Zhang et al. 2018): each batch is blended with a shuffled copy of itself, weight
+    # lam ~ Beta(alpha, alpha), and scored against both labels by the same weights. 0: off.
+    mixup_alpha: float = 0.0
     patience: int = 4  # epochs without a better validation score before stopping
     # What "better" means for keeping best.pt: "val_auroc" (higher) or "val_loss" (lower; a proper
     # scoring rule that still ranks epochs once validation AUROC saturates near 1).

@@ -59,6 +59,29 @@ def loss_fn(
     return torch.stack(parts).sum() / len(targets)
 
 
+def mixup(images: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(blended images, the partner of each image (an index permutation), the weight of the first).
+
+    Drawn from torch's global generator, which checkpoints carry, so a resumed run blends the same."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    partner = torch.randperm(len(images), device=images.device)
+    return lam * images + (1.0 - lam) * images[partner], partner, lam
+
+
+def mixup_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    partner: torch.Tensor,
+    lam: float,
+    weights: torch.Tensor | None,
+    smoothing: float,
+) -> torch.Tensor:
+    """The loss of a blended batch: each label scored by its share of the blend."""
+    return lam * loss_fn(logits, targets, weights, smoothing) + (1.0 - lam) * loss_fn(
+        logits, targets[partner], weights, smoothing
+    )
+
+
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
@@ -186,8 +209,13 @@ def train_epochs(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             images, targets = images.to(ranks.device), targets.to(ranks.device)
+            if cfg.mixup_alpha > 0:
+                images, partner, lam = mixup(images, cfg.mixup_alpha)
             logits, _ = net(images.contiguous(memory_format=torch.channels_last))
-            loss = loss_fn(logits, targets, weights, cfg.label_smoothing)
+            if cfg.mixup_alpha > 0:
+                loss = mixup_loss(logits, targets, partner, lam, weights, cfg.label_smoothing)
+            else:
+                loss = loss_fn(logits, targets, weights, cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
