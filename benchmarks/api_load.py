@@ -7,7 +7,7 @@ time. Reports requests/s, accepted predictions/s, latency p50/p95/p99, refusals 
 failures and any status other than 200 or a 422 refusal: must be 0), and afterwards checks that every
 prediction id the API returned is in the database and that the audit chain is intact.
 
-    .venv/bin/python benchmarks/api_load.py [--model models/cxr-effnet-lite0]
+    .venv/bin/python benchmarks/api_load.py [--model PACKAGE (default: $CXR_MODEL_PATH or the bundled model)]
         [--data ../shared/data/kermany/test] [--concurrency 1 8 32] [--seconds 20] [--workers 1]
         [--threads 0] [--out benchmarks/results] [--shadow PACKAGE_OR_URI]
 
@@ -292,13 +292,15 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    from cxr_pneumonia.config import default_model_path
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(os.environ.get("CXR_MODEL_PATH", ROOT / "models/cxr-effnet-lite0-v22")),
+        default=Path(os.environ.get("CXR_MODEL_PATH", default_model_path())),
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kermany/test")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])

@@ -6,7 +6,7 @@ refused. When the package's population gate was fitted on part of that sample (m
 `training.population_gate`), the sample is split again with the recorded seed and fraction, and the
 figures that count are those of the half that nothing was fitted on.
 
-    .venv/bin/python benchmarks/population_gate.py [--model models/cxr-effnet-lite0-v22] [--out benchmarks/results]
+    .venv/bin/python benchmarks/population_gate.py [--model PACKAGE (default: the bundled model)] [--out benchmarks/results]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ package is recalibrated on the first half; parent and child are evaluated on the
 which nothing was fitted on. The demo package is never the bundled model: the bundled model's headline
 numbers stay those of the untouched test split, with nothing fitted on it.
 
-    .venv/bin/python benchmarks/site_recalibration.py [--model models/cxr-effnet-lite0-v22]
+    .venv/bin/python benchmarks/site_recalibration.py [--model PACKAGE (default: the bundled model)]
         [--data ../shared/data/kermany] [--seed 20261201] [--work runs/site-demo] [--out benchmarks/results]
 
 Writes benchmarks/results/site_recalibration.json and site_recalibration_card.md (the demo package's

@@ -2,7 +2,7 @@
 
 Each measurement runs in its own subprocess so peak memory (ru_maxrss) belongs to that mode alone.
 
-    .venv/bin/python benchmarks/speed.py [--model models/cxr-effnet-lite0] [--data ../shared/data/kermany/test]
+    .venv/bin/python benchmarks/speed.py [--model PACKAGE (default: the bundled model)] [--data ../shared/data/kermany/test]
         [--checkpoint runs/bundled/checkpoints/best.pt] [--out benchmarks/results]
 
 Modes:
@@ -177,10 +177,12 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    from cxr_pneumonia.config import default_model_path
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "cxr-effnet-lite0-v22")
+    parser.add_argument("--model", type=Path, default=default_model_path())
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kermany" / "test")
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
