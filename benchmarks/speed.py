@@ -30,6 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _shown(path: Path) -> str:
+    """A path as the reader would type it: relative to the checkout when it is inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def _files(data: Path) -> list[Path]:
     return sorted(p for p in data.rglob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png", ".dcm"))
 
@@ -202,8 +208,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-        "model": str(args.model),
-        "data": str(args.data),
+        "model": _shown(args.model),
+        "data": _shown(args.data),
         "images": len(files),
         "targets": {"p50_ms": 30, "images_per_s": 60, "ratio": 3, "startup_s": 1.5},
     }
