@@ -5,10 +5,14 @@ own validation numbers come from PyTorch before export; this scores every packag
 the same images: the validation rows named in a run's split.json, through each package's Predictor.
 The headline is the temperature-scaled 3-class NLL (a proper score that still moves when AUROC has
 saturated; raw NLL is not comparable between recipes that leave a model more or less confident
-before scaling), beside AUROC, bacterial vs viral AUROC and the decision-rule numbers.
+before scaling), beside AUROC and bacterial vs viral AUROC.
 
     .venv/bin/python benchmarks/validation_compare.py --split runs/v23/split.json \
-        --models models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany]
+        --models models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany] [--ensemble]
+
+--ensemble also scores the mean of the packages' temperature-scaled logits, with one temperature
+refitted on the same images: whether an ensemble of them would pay, before anyone builds one.
+(2.2.0 is in git history: `git archive 3ddde11 models/cxr-effnet-lite0-v22 | tar -x -C /tmp`.)
 
 Writes benchmarks/results/validation_compare.json.
 """
@@ -22,33 +26,42 @@ from typing import Any
 
 import numpy as np
 
-from cxr_pneumonia.data.catalog import scan
+from cxr_pneumonia.data.catalog import Manifest, ManifestRow, scan
 from cxr_pneumonia.data.labels import class_index
 from cxr_pneumonia.inference.predictor import Predictor
-from cxr_pneumonia.training.calibration import nll
+from cxr_pneumonia.training.calibration import fit_temperature, nll
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def compare(package: Path, data: Path, split_file: Path) -> dict[str, Any]:
+def validation_rows(data: Path, split_file: Path) -> tuple[Manifest, list[ManifestRow]]:
     manifest = scan(data, verify=False)
     names = set(json.loads(split_file.read_text())["val"])
-    rows = [r for r in manifest.rows if r.path in names]
+    rows = sorted((r for r in manifest.rows if r.path in names), key=lambda r: r.path)
     if len(rows) != len(names):
         raise SystemExit(f"{split_file}: {len(names) - len(rows)} validation images are not in {data}")
+    return manifest, rows
+
+
+def package_logits(
+    package: Path, manifest: Manifest, rows: list[ManifestRow]
+) -> tuple[Predictor, np.ndarray]:
+    """The package's raw logits on ``rows``, in their order (every validation image must score)."""
     predictor = Predictor.from_package(package)
-    items = [i for i in score_rows(predictor, manifest, rows) if i.logits is not None]
-    logits = np.stack([i.logits for i in items if i.logits is not None]).astype(np.float64)
-    targets = np.array([class_index(i.row.label, i.row.subtype) for i in items])
-    temperature = predictor.calibration.temperature
+    items = list(score_rows(predictor, manifest, rows))
+    missing = [i.row.path for i in items if i.logits is None]
+    if missing:
+        raise SystemExit(f"{package}: {len(missing)} validation images did not score, e.g. {missing[0]}")
+    by_path = {i.row.path: i.logits for i in items}
+    return predictor, np.stack([by_path[r.path] for r in rows]).astype(np.float64)
+
+
+def scores(logits: np.ndarray, targets: np.ndarray, temperature: float) -> dict[str, Any]:
     raw_nll, auc, subtype_auc = validation_scores(logits, targets)
     return {
-        "package": str(package),
-        "version": predictor.model_ref.version,
-        "digest": predictor.model_ref.digest,
-        "images": len(items),
+        "images": len(targets),
         "temperature": temperature,
         "nll_scaled": nll(logits, targets, temperature),
         "nll_raw": raw_nll,
@@ -63,11 +76,27 @@ def main() -> None:
     parser.add_argument("--models", type=Path, nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kermany")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--ensemble", action="store_true", help="also score the mean of their scaled logits")
     args = parser.parse_args()
-    result = {
-        "split": str(args.split),
-        "models": [compare(package, args.data, args.split) for package in args.models],
-    }
+    manifest, rows = validation_rows(args.data, args.split)
+    targets = np.array([class_index(r.label, r.subtype) for r in rows])
+    result: dict[str, Any] = {"split": str(args.split), "models": []}
+    scaled = []
+    for package in args.models:
+        predictor, logits = package_logits(package, manifest, rows)
+        temperature = predictor.calibration.temperature
+        ref = {
+            "package": str(package),
+            "version": predictor.model_ref.version,
+            "digest": predictor.model_ref.digest,
+        }
+        result["models"].append(ref | scores(logits, targets, temperature))
+        scaled.append(logits / temperature)
+    if args.ensemble:
+        mean = np.mean(scaled, axis=0)
+        result["ensemble"] = {"members": [m["version"] for m in result["models"]]} | scores(
+            mean, targets, fit_temperature(mean, targets)
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "validation_compare.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
