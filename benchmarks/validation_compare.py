@@ -8,7 +8,7 @@ saturated; raw NLL is not comparable between recipes that leave a model more or 
 before scaling), beside AUROC and bacterial vs viral AUROC.
 
     .venv/bin/python benchmarks/validation_compare.py --split runs/v23/split.json \
-        --models models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany] [--ensemble]
+        --models /tmp/models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany] [--ensemble]
 
 --ensemble also scores the mean of the packages' temperature-scaled logits, with one temperature
 refitted on the same images: whether an ensemble of them would pay, before anyone builds one.
