@@ -192,6 +192,31 @@ def train(
 
 
 @app.command()
+def ensemble(
+    member: Annotated[list[Path], typer.Option(help="a member package (give two or more)")],
+    data: Annotated[Path, typer.Option(help="the dataset the members were trained on (folder or CSV)")],
+    out: Annotated[
+        Path, typer.Option(help="where to write the ensemble package (must not exist or be empty)")
+    ],
+    version: Annotated[str, typer.Option(help="the ensemble package's version")],
+    name: Annotated[str | None, typer.Option(help="its name (default: the first member's)")] = None,
+) -> None:
+    """Compose trained packages into one ensemble package (one graph), fitted on their shared
+    validation hold-out: members' weights unchanged, never the test split (needs the train extra)."""
+    from .training.ensemble import build_ensemble
+
+    try:
+        made = build_ensemble(member, data, out, version=version, name=name)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    cal = made.calibration
+    console.print(
+        f"{made.model_id} written to {out}: {len(member)} members, T={cal.temperature:.3f}, "
+        f"threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
+    )
+
+
+@app.command()
 def tune(
     data: Annotated[Path, typer.Option(help="dataset folder or CSV")],
     config: Annotated[Path, typer.Option(help="YAML: a base training config with `search:` and `tune:`")],

@@ -194,26 +194,57 @@ class PackageManifest:
 
 @dataclass(frozen=True)
 class OODReference:
-    """Mahalanobis reference for pooled features: the training mean and shrunk precision matrix."""
+    """Mahalanobis reference for pooled features: the training mean and shrunk precision matrix.
+
+    An ensemble's features are its members' stacked; its precision is block-diagonal, one block per
+    member (``precision`` then holds the blocks, in channel order): the distance is the root of the
+    summed squared member distances, and the file stays the size of the members' files together.
+    """
 
     mean: np.ndarray  # (C,)
-    precision: np.ndarray  # (C, C)
+    precision: np.ndarray | tuple[np.ndarray, ...]  # (C, C), or diagonal blocks that tile C
+
+    @property
+    def blocks(self) -> tuple[np.ndarray, ...]:
+        return self.precision if isinstance(self.precision, tuple) else (self.precision,)
 
     def distance(self, pooled: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row of ``pooled`` (N, C)."""
-        centred = np.asarray(pooled, dtype=np.float64) - self.mean
-        squared = ((centred @ self.precision) * centred).sum(axis=1)  # BLAS, not a 3-operand einsum loop
+        pooled = np.asarray(pooled, dtype=np.float64)
+        if pooled.shape[-1] != len(self.mean):
+            raise ModelError(
+                f"the OOD reference covers {len(self.mean)} features, the model gives {pooled.shape[-1]}"
+            )
+        centred = pooled - self.mean
+        squared = np.zeros(len(centred))
+        start = 0
+        for block in self.blocks:
+            part = centred[:, start : start + len(block)]
+            squared += ((part @ block) * part).sum(axis=1)  # BLAS, not a 3-operand einsum loop
+            start += len(block)
         return np.sqrt(np.maximum(squared, 0.0))
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path, mean=self.mean.astype(np.float32), precision=self.precision.astype(np.float32)
-        )
+        if isinstance(self.precision, tuple):
+            blocks: dict[str, Any] = {
+                f"precision_{i}": b.astype(np.float32) for i, b in enumerate(self.precision)
+            }
+            np.savez_compressed(path, mean=self.mean.astype(np.float32), **blocks)
+        else:
+            np.savez_compressed(
+                path, mean=self.mean.astype(np.float32), precision=self.precision.astype(np.float32)
+            )
 
     @classmethod
     def load(cls, path: Path) -> OODReference:
         with np.load(path, allow_pickle=False) as data:
-            return cls(mean=data["mean"].astype(np.float64), precision=data["precision"].astype(np.float64))
+            mean = data["mean"].astype(np.float64)
+            if "precision" in data:
+                return cls(mean=mean, precision=data["precision"].astype(np.float64))
+            count = sum(1 for key in data.files if key.startswith("precision_"))
+            return cls(
+                mean=mean, precision=tuple(data[f"precision_{i}"].astype(np.float64) for i in range(count))
+            )
 
 
 def package_digest(manifest: PackageManifest) -> str:

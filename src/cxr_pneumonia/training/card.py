@@ -165,13 +165,9 @@ def render_card(manifest: PackageManifest) -> str:
         "",
         "## How it was made",
         "",
-        "```",
-        f"cxr train --data {training.get('data_source', '../shared/data/kermany')} --config <this config> --out runs/<name>",
-        "```",
-        "",
+        *(_ensemble_lines(training) if training.get("ensemble") else _training_lines(training, cfg)),
         *([str(training["notes"]), ""] if training.get("notes") else []),
-        f"Best epoch {training.get('best_epoch', '?')} of {cfg.get('epochs', '?')}; ONNX parity with PyTorch: max "
-        f"|logit diff| {training.get('onnx_parity_max_abs_diff', float('nan')):.1e}. Training config:",
+        "Training config" + (" (of the first member)" if training.get("ensemble") else "") + ":",
         "",
         "```yaml",
         *[f"{k}: {v}" for k, v in cfg.items()],
@@ -179,6 +175,45 @@ def render_card(manifest: PackageManifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_lines(training: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    return [
+        "```",
+        f"cxr train --data {training.get('data_source', '../shared/data/kermany')} --config <this config> --out runs/<name>",
+        "```",
+        "",
+        f"Best epoch {training.get('best_epoch', '?')} of {cfg.get('epochs', '?')}; ONNX parity with PyTorch: max "
+        f"|logit diff| {training.get('onnx_parity_max_abs_diff', float('nan')):.1e}.",
+        "",
+    ]
+
+
+def _ensemble_lines(training: dict[str, Any]) -> list[str]:
+    """An ensemble was composed from trained packages, not trained: say from which, and how."""
+    record = training["ensemble"]
+    members = record.get("members", [])
+    return [
+        "```",
+        "cxr ensemble "
+        + " ".join(f"--member <{m.get('model_id', '?')}>" for m in members)
+        + f" --data {training.get('data_source', '../shared/data/kermany')} --version <version> --out <package>",
+        "```",
+        "",
+        f"An ensemble of {len(members)} trained packages, their weights unchanged: {record.get('combination', '')}."
+        " Temperature, threshold, conformal quantiles, OOD reference, population gate and heatmap scale were"
+        " fitted on the composed graph over the members' shared validation hold-out. Members:",
+        "",
+        *[
+            f"- `{m.get('model_id')}` (seed {m.get('seed')}, best epoch {m.get('best_epoch')}, "
+            f"T={float(m.get('temperature', float('nan'))):.3f}, digest `{str(m.get('digest', ''))[:16]}`)"
+            for m in members
+        ],
+        "",
+        f"The composed graph matches the mean of its members' scaled logits within "
+        f"{float(record.get('composition_max_abs_diff', float('nan'))):.1e}.",
+        "",
+    ]
 
 
 def _shift_warnings(manifest: PackageManifest) -> list[str]:

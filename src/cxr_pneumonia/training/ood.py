@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,20 @@ from ..inference.heatmap import grad_cam, pneumonia_score_gradient
 from ..package import OODReference, PopulationGate
 
 
-def fit_ood_reference(train_pooled: np.ndarray) -> OODReference:
+def fit_ood_reference(train_pooled: np.ndarray, blocks: Sequence[int] = ()) -> OODReference:
     """Mean and Ledoit-Wolf shrunk covariance of the training features (full feature space: the
-    directions the training set barely uses are exactly where photos and other body parts land)."""
-    estimate = LedoitWolf().fit(np.asarray(train_pooled, dtype=np.float64))
-    return OODReference(mean=estimate.location_, precision=estimate.precision_)
+    directions the training set barely uses are exactly where photos and other body parts land).
+    With ``blocks`` (an ensemble's member channel counts) one covariance per member's features."""
+    x = np.asarray(train_pooled, dtype=np.float64)
+    sizes = list(blocks) or [x.shape[1]]
+    if sum(sizes) != x.shape[1]:
+        raise ValueError(f"blocks {sizes} do not tile {x.shape[1]} features")
+    edges = np.cumsum([0, *sizes])
+    fits = [LedoitWolf().fit(x[:, a:b]) for a, b in pairwise(edges)]
+    mean = np.concatenate([f.location_ for f in fits])
+    if len(fits) == 1:
+        return OODReference(mean=mean, precision=fits[0].precision_)
+    return OODReference(mean=mean, precision=tuple(f.precision_ for f in fits))
 
 
 def ood_threshold(reference: OODReference, val_pooled: np.ndarray, percentile: float = 99.5) -> float:

@@ -49,7 +49,7 @@ CLASS_MEANING = {
 
 @dataclass
 class PackageInputs:
-    model: CXRNet
+    model: CXRNet | None  # None: model.onnx is already in the package folder (an ensemble's composed graph)
     cfg: TrainConfig
     spec: PreprocessSpec
     backbone: BackboneInfo
@@ -65,17 +65,29 @@ class PackageInputs:
     val_labels: list[str] = field(default_factory=list)  # of ood_val: picks the heatmap-scale cases
     val_patients: list[str] = field(default_factory=list)  # of ood_val: the monitor's acquisition halves
     dataset_dvc: dict[str, Any] | None = None  # data.dvc.DvcVersion of the data, None when untracked
+    ood_blocks: tuple[int, ...] = ()  # an ensemble's member channel counts: one OOD covariance each
+    training_extra: dict[str, Any] = field(default_factory=dict)  # more for model.json's "training"
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
+    """Export the trained model to ONNX, check it against PyTorch, then fit and write the rest."""
+    if inputs.model is None:
+        raise ValueError("write_package exports a model; use finish_package for a graph already written")
     package_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = package_dir / ONNX_NAME
     export_onnx(inputs.model, onnx_path, inputs.spec.size, inputs.spec.channels)
     parity = parity_check(inputs.model, onnx_path, inputs.parity_images)
+    return finish_package(inputs, package_dir, parity)
+
+
+def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> PackageManifest:
+    """Everything fitted on the served graph (package_dir/model.onnx): the OOD reference, the
+    population gate, the heatmap scale, the monitoring reference; then model.json and the card."""
+    onnx_path = package_dir / ONNX_NAME
     channels = inputs.backbone.channels
     train_out = served_outputs(onnx_path, inputs.ood_train, inputs.spec, channels)
     val_out = served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
-    reference = fit_ood_reference(train_out.pooled)
+    reference = fit_ood_reference(train_out.pooled, inputs.ood_blocks)
     atypical_above = ood_threshold(reference, val_out.pooled, inputs.cfg.ood_percentile)
     reference.save(package_dir / OOD_NAME)
     files = {ONNX_NAME: sha256_file(onnx_path), OOD_NAME: sha256_file(package_dir / OOD_NAME)}
@@ -133,6 +145,7 @@ def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
                 if heat_scale is not None
                 else {}
             ),
+            **inputs.training_extra,
         },
         population=Population.from_dict(inputs.cfg.population),
         metrics={"validation": fitted["metrics"]},

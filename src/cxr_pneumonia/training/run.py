@@ -315,7 +315,7 @@ def _train(
         model.eval()
         val_logits, _, val_targets = predict_logits(model, val_loader)
 
-    fitted = _fit_on_validation(val_logits, val_targets, cfg)
+    fitted = fit_on_validation(val_logits, val_targets, cfg)
     package_dir = out_dir / "package"
     if package_dir.exists():
         shutil.rmtree(package_dir)
@@ -352,7 +352,7 @@ def _best_auroc(state: TrainState) -> float:
     return state.best_record().get("val_auroc", math.nan)
 
 
-def _fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
+def fit_on_validation(val_logits: np.ndarray, val_targets: np.ndarray, cfg: TrainConfig) -> dict[str, Any]:
     """Temperature, threshold and conformal quantile: validation only (the OOD reference is fitted
     on the exported graph by the package writer)."""
     started = time.monotonic()

@@ -1,0 +1,176 @@
+"""An ensemble package from trained member packages: one composed graph, fitted on their shared hold-out.
+
+The members must have been trained on the same dataset version with the same validation hold-out
+(recomputed here from each member's own config and compared), so nothing the ensemble is fitted on
+was seen by a member in training. Their weights are not retrained: the graph is composed from their
+``model.onnx`` files (models/compose.py); the temperature, threshold and conformal quantiles, the OOD
+reference, the population gate, the heatmap scale and the monitoring reference are then fitted on the
+composed graph exactly as a training run fits them on its own. The test split is never read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.catalog import scan
+from ..data.labels import class_index
+from ..data.splits import counts
+from ..errors import DataError
+from ..imaging import load
+from ..imaging.preprocess import PreprocessSpec, to_model_input
+from ..inference.session import open_session
+from ..models.compose import Member, compose_ensemble
+from ..models.network import BackboneInfo
+from ..package import ONNX_NAME, ModelPackage, PackageManifest
+from .config import TrainConfig
+from .ood import served_outputs
+from .package_writer import PackageInputs, finish_package
+from .run import fit_on_validation, split_for_training
+
+log = logging.getLogger(__name__)
+COMBINATION = (
+    "mean of the members' temperature-scaled logits (one graph: stacked feature maps, one linear head)"
+)
+PARITY_IMAGES = 16
+PARITY_TOLERANCE = 1e-4
+
+
+def build_ensemble(
+    members: Sequence[Path], data: Path, out_dir: Path, *, version: str, name: str | None = None
+) -> PackageManifest:
+    """Write the ensemble of the ``members`` packages to ``out_dir``; returns its manifest."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DataError(f"{out_dir} exists and is not empty", code="out_exists")
+    packages = [ModelPackage.open(p) for p in members]
+    if len(packages) < 2:
+        raise DataError("an ensemble needs at least two member packages", code="usage")
+    _check_same_contract(packages)
+    manifest = scan(data, verify=False)
+    trained_on = {p.manifest.training.get("dataset_version") for p in packages}
+    if trained_on != {manifest.version_id}:
+        raise DataError(
+            f"the members were trained on dataset version(s) {sorted(map(str, trained_on))}, "
+            f"{data} is {manifest.version_id}: their validation hold-out cannot be recomputed from it",
+            code="dataset_mismatch",
+        )
+    configs = [TrainConfig.from_dict(p.manifest.training["config"]) for p in packages]
+    train_rows, val_rows = _shared_split(manifest, configs)
+    cfg = replace(configs[0], name=name or packages[0].manifest.name, version=version)
+    spec = packages[0].manifest.preprocess
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / ONNX_NAME
+    composed = compose_ensemble(
+        [Member(p.path / ONNX_NAME, p.manifest.calibration.temperature) for p in packages], onnx_path
+    )
+    channels = sum(composed.channels)
+    val_paths = [manifest.absolute(r) for r in val_rows]
+    val_logits = served_outputs(onnx_path, val_paths, spec, channels).logits.astype(np.float64)
+    targets = np.array([class_index(r.label, r.subtype) for r in val_rows])
+    fitted = fit_on_validation(val_logits, targets, cfg)
+    parity = composition_parity(packages, onnx_path, val_paths[:PARITY_IMAGES], spec)
+    log.info("ensemble of %d: composed graph matches its members within %.1e", len(packages), parity)
+    backbone = BackboneInfo(
+        name="ensemble(" + ", ".join(p.manifest.backbone for p in packages) + ")",
+        channels=channels,
+        pretrained=True,
+        weights_source="its members' trained weights, unchanged (training.ensemble lists them)",
+    )
+    return finish_package(
+        PackageInputs(
+            model=None,
+            cfg=cfg,
+            spec=spec,
+            backbone=backbone,
+            fitted=fitted,
+            dataset_version=manifest.version_id,
+            history=[],
+            best_epoch=0,
+            split_counts={"train": counts(train_rows), "val": counts(val_rows)},
+            parity_images=np.empty(0),
+            data_source=str(data),
+            ood_train=[manifest.absolute(r) for r in train_rows],
+            ood_val=val_paths,
+            val_labels=[r.label for r in val_rows],
+            val_patients=[r.patient_id for r in val_rows],
+            dataset_dvc=manifest.dvc.to_dict() if manifest.dvc else None,
+            ood_blocks=composed.channels,
+            training_extra={"ensemble": _ensemble_record(packages, parity)},
+        ),
+        out_dir,
+        parity,
+    )
+
+
+def composition_parity(
+    packages: Sequence[ModelPackage], onnx_path: Path, paths: Sequence[Path], spec: PreprocessSpec
+) -> float:
+    """Max |composed logits - mean of the members' scaled logits| on real images (raises above 1e-4)."""
+    batch = np.stack([to_model_input(load(p), spec) for p in paths])
+    expected = np.mean(
+        [
+            open_session(p.path / ONNX_NAME).run(["logits"], {"image": batch})[0]
+            / p.manifest.calibration.temperature
+            for p in packages
+        ],
+        axis=0,
+    )
+    got = open_session(onnx_path).run(["logits"], {"image": batch})[0]
+    diff = float(np.max(np.abs(got - expected)))
+    if diff >= PARITY_TOLERANCE:
+        raise DataError(
+            f"the composed graph differs from its members by {diff:.2e}", code="composition_failed"
+        )
+    return diff
+
+
+def _check_same_contract(packages: Sequence[ModelPackage]) -> None:
+    """Members answer the same question on the same input: classes, preprocessing, population."""
+    first = packages[0].manifest
+    for package in packages[1:]:
+        m = package.manifest
+        for what, mine, theirs in (
+            ("classes", m.classes, first.classes),
+            ("preprocessing", m.preprocess, first.preprocess),
+            ("intended population", m.population, first.population),
+        ):
+            if mine != theirs:
+                raise DataError(f"{m.model_id} and {first.model_id} differ in {what}", code="members_differ")
+
+
+def _shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[Any], list[Any]]:
+    """The training and validation rows every member was trained and selected with (the same for all)."""
+    splits = [split_for_training(manifest, cfg) for cfg in configs]
+    first_val = {r.path for r in splits[0][1]}
+    for i, (_, val_rows) in enumerate(splits[1:], start=1):
+        if {r.path for r in val_rows} != first_val:
+            raise DataError(
+                f"member {i} was validated on another hold-out than member 0: the ensemble would be "
+                "fitted on images a member was trained on",
+                code="members_differ",
+            )
+    return splits[0]
+
+
+def _ensemble_record(packages: Sequence[ModelPackage], parity: float) -> dict[str, Any]:
+    return {
+        "combination": COMBINATION,
+        "composition_max_abs_diff": parity,
+        "members": [
+            {
+                "model_id": p.manifest.model_id,
+                "digest": p.manifest.digest,
+                "temperature": p.manifest.calibration.temperature,
+                "feature_channels": p.manifest.feature_channels,
+                "seed": p.manifest.training.get("config", {}).get("seed"),
+                "best_epoch": p.manifest.training.get("best_epoch"),
+            }
+            for p in packages
+        ],
+    }

@@ -1,0 +1,147 @@
+"""Ensembles: the composed graph equals its members averaged, and `cxr ensemble` writes a package that
+serves, fitted on the members' shared hold-out and refusing members that were validated differently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxr_pneumonia.errors import DataError, ModelError
+from cxr_pneumonia.imaging import load
+from cxr_pneumonia.imaging.preprocess import to_model_input
+from cxr_pneumonia.inference.session import head_weights, open_session
+from cxr_pneumonia.models.compose import Member, compose_ensemble
+from cxr_pneumonia.package import ONNX_NAME, ModelPackage, OODReference
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _batch(kermany: Path, spec) -> np.ndarray:
+    paths = sorted((kermany / "train" / "NORMAL").glob("IM-*.jpeg"))[:2]
+    paths += sorted((kermany / "train" / "PNEUMONIA").glob("*_virus_*.jpeg"))[:2]
+    return np.stack([to_model_input(load(p), spec) for p in paths])
+
+
+def test_composed_graph_is_the_mean_of_scaled_member_logits(
+    kermany: Path, bundled_model_path: Path, tmp_path: Path
+) -> None:
+    """Two real packages (the format-1 1.0.0 and the bundled one): logits, features and the head."""
+    members = [ModelPackage.open(ROOT / "models" / "cxr-effnet-lite0"), ModelPackage.open(bundled_model_path)]
+    out = tmp_path / "ensemble.onnx"
+    composed = compose_ensemble(
+        [Member(p.path / ONNX_NAME, p.manifest.calibration.temperature) for p in members], out
+    )
+    assert composed.channels == (1280, 1280) and composed.feature_size == (7, 7)
+    batch = _batch(kermany, members[1].manifest.preprocess)
+    runs = [open_session(p.path / ONNX_NAME).run(["logits", "features"], {"image": batch}) for p in members]
+    logits, features = open_session(out).run(["logits", "features"], {"image": batch})
+    expected = np.mean(
+        [r[0] / p.manifest.calibration.temperature for r, p in zip(runs, members, strict=True)], axis=0
+    )
+    assert np.max(np.abs(logits - expected)) < 1e-4
+    assert np.array_equal(features, np.concatenate([r[1] for r in runs], axis=1))
+    weight, bias = head_weights(out, 2560)  # one Gemm: the Predictor's exact Grad-CAM still reads it
+    recomputed = features.mean(axis=(2, 3)) @ weight.T + bias
+    assert np.max(np.abs(recomputed - logits)) < 1e-3
+
+
+def test_one_member_is_not_an_ensemble(bundled_model_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="at least two"):
+        compose_ensemble([Member(bundled_model_path / ONNX_NAME, 1.0)], tmp_path / "e.onnx")
+
+
+def test_block_diagonal_reference_sums_member_distances(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(3, 3))
+    pa, pb = a @ a.T + np.eye(4), b @ b.T + np.eye(3)
+    mean = rng.normal(size=7)
+    x = rng.normal(size=(5, 7))
+    blocks = OODReference(mean=mean, precision=(pa, pb))
+    da = OODReference(mean=mean[:4], precision=pa).distance(x[:, :4])
+    db = OODReference(mean=mean[4:], precision=pb).distance(x[:, 4:])
+    assert np.allclose(blocks.distance(x), np.sqrt(da**2 + db**2))
+    blocks.save(tmp_path / "ood.npz")
+    loaded = OODReference.load(tmp_path / "ood.npz")
+    assert len(loaded.blocks) == 2
+    assert np.allclose(loaded.distance(x), blocks.distance(x), rtol=1e-5)
+    with pytest.raises(ModelError, match="covers 7 features"):
+        blocks.distance(x[:, :6])
+
+
+@pytest.fixture(scope="module")
+def members(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two tiny runs on the same data and the same (earliest-patients) hold-out, with two seeds."""
+    from rich.console import Console
+
+    from cxr_pneumonia.training.config import TrainConfig
+    from cxr_pneumonia.training.run import train
+
+    out = tmp_path_factory.mktemp("members")
+    made = []
+    for seed in (7, 8):
+        cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, val_strategy="earliest", seed=seed)
+        made.append(
+            train(tiny_dataset_csv, out / f"seed{seed}", cfg, console=Console(quiet=True)).package_dir
+        )
+    return made
+
+
+def test_cli_ensemble_writes_a_package_that_serves(
+    tiny_dataset_csv: Path, members: list[Path], kermany: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from cxr_pneumonia.cli import app
+    from cxr_pneumonia.inference import Predictor
+
+    out = tmp_path / "ensemble"
+    args = ["ensemble", "--member", str(members[0]), "--member", str(members[1])]
+    result = CliRunner().invoke(
+        app, [*args, "--data", str(tiny_dataset_csv), "--out", str(out), "--version", "9.0.0"]
+    )
+    assert result.exit_code == 0, result.output
+    package = ModelPackage.open(out)
+    manifest = package.manifest
+    assert manifest.version == "9.0.0" and manifest.feature_channels == 2560
+    record = manifest.training["ensemble"]
+    assert [m["digest"] for m in record["members"]] == [ModelPackage.open(m).manifest.digest for m in members]
+    assert record["composition_max_abs_diff"] < 1e-4
+    assert len(package.ood.blocks) == 2
+    assert manifest.training["split_counts"] == json.loads(
+        json.dumps(ModelPackage.open(members[0]).manifest.training["split_counts"])
+    )
+    assert "cxr ensemble --member" in (out / "MODEL_CARD.md").read_text()
+    image = sorted((kermany / "test" / "PNEUMONIA").glob("*.jpeg"))[0]
+    prediction = Predictor(package).predict(image, heatmap=True)
+    assert prediction.model.version == "9.0.0"
+    assert 0.0 <= prediction.p_pneumonia <= 1.0
+    assert (
+        prediction.heatmap is not None
+        and prediction.heatmap_reference == manifest.calibration.heatmap_reference
+    )
+
+
+def test_members_validated_on_another_hold_out_are_refused(
+    tiny_dataset_csv: Path, tiny_run, members: list[Path], tmp_path: Path
+) -> None:
+    """tiny_run held out a random share of patients, the members the earliest ones."""
+    from cxr_pneumonia.training.ensemble import build_ensemble
+
+    with pytest.raises(DataError, match="another hold-out"):
+        build_ensemble([members[0], tiny_run.package_dir], tiny_dataset_csv, tmp_path / "e", version="1")
+    assert not (tmp_path / "e").exists()  # refused before anything was written
+
+
+def test_members_of_another_dataset_version_are_refused(
+    kermany: Path, members: list[Path], tmp_path: Path
+) -> None:
+    from tiny_dataset import write_tiny_csv
+
+    from cxr_pneumonia.training.ensemble import build_ensemble
+
+    other = write_tiny_csv(kermany, tmp_path / "other.csv", per_class=10)
+    with pytest.raises(DataError, match="cannot be recomputed"):
+        build_ensemble(members, other, tmp_path / "e", version="1")
