@@ -200,13 +200,17 @@ def ensemble(
     ],
     version: Annotated[str, typer.Option(help="the ensemble package's version")],
     name: Annotated[str | None, typer.Option(help="its name (default: the first member's)")] = None,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="quantize the composed graph to int8 (calibrated on training images)"),
+    ] = False,
 ) -> None:
     """Compose trained packages into one ensemble package (one graph), fitted on their shared
     validation hold-out: members' weights unchanged, never the test split (needs the train extra)."""
     from .training.ensemble import build_ensemble
 
     try:
-        made = build_ensemble(member, data, out, version=version, name=name)
+        made = build_ensemble(member, data, out, version=version, name=name, int8=int8)
     except CXRError as exc:
         raise _fail(exc) from None
     cal = made.calibration

@@ -85,10 +85,18 @@ def compose_ensemble(members: list[Member], out_path: Path) -> ComposedGraph:
         numpy_helper.from_array(np.sum(biases, axis=0).astype(np.float32), "ensemble_head_bias"),
     ]
     nodes += [
-        helper.make_node("Concat", [f"m{i}_{FEATURES}" for i in range(len(members))], [FEATURES], axis=1),
-        helper.make_node("ReduceMean", [FEATURES], ["ensemble_pooled"], axes=[2, 3], keepdims=0),
         helper.make_node(
-            "Gemm", ["ensemble_pooled", "ensemble_head_weight", "ensemble_head_bias"], [LOGITS], transB=1
+            "Concat", [f"m{i}_{FEATURES}" for i in range(len(members))], [FEATURES], "ensemble_concat", axis=1
+        ),
+        helper.make_node(
+            "ReduceMean", [FEATURES], ["ensemble_pooled"], "ensemble_pool", axes=[2, 3], keepdims=0
+        ),
+        helper.make_node(
+            "Gemm",
+            ["ensemble_pooled", "ensemble_head_weight", "ensemble_head_bias"],
+            [LOGITS],
+            "ensemble_head",
+            transB=1,
         ),
     ]
     image = graphs[0].graph.input[0]

@@ -11,6 +11,8 @@ composed graph exactly as a training run fits them on its own. The test split is
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +29,8 @@ from ..imaging.preprocess import PreprocessSpec, to_model_input
 from ..inference.session import open_session
 from ..models.compose import Member, compose_ensemble
 from ..models.network import BackboneInfo
+from ..models.quantize import METHOD as QUANT_METHOD
+from ..models.quantize import quantize_graph
 from ..package import ONNX_NAME, ModelPackage, PackageManifest
 from .config import TrainConfig
 from .ood import served_outputs
@@ -39,12 +43,22 @@ COMBINATION = (
 )
 PARITY_IMAGES = 16
 PARITY_TOLERANCE = 1e-4
+CALIBRATION_IMAGES = 128
 
 
 def build_ensemble(
-    members: Sequence[Path], data: Path, out_dir: Path, *, version: str, name: str | None = None
+    members: Sequence[Path],
+    data: Path,
+    out_dir: Path,
+    *,
+    version: str,
+    name: str | None = None,
+    int8: bool = False,
+    calibration_images: int = CALIBRATION_IMAGES,
 ) -> PackageManifest:
-    """Write the ensemble of the ``members`` packages to ``out_dir``; returns its manifest."""
+    """Write the ensemble of the ``members`` packages to ``out_dir``; returns its manifest. With
+    ``int8`` the composed graph is quantized (models/quantize.py) on ``calibration_images`` training
+    images before anything is fitted on it."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir} exists and is not empty", code="out_exists")
     packages = [ModelPackage.open(p) for p in members]
@@ -66,16 +80,32 @@ def build_ensemble(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
-    composed = compose_ensemble(
-        [Member(p.path / ONNX_NAME, p.manifest.calibration.temperature) for p in packages], onnx_path
-    )
-    channels = sum(composed.channels)
+    train_paths = [manifest.absolute(r) for r in train_rows]
     val_paths = [manifest.absolute(r) for r in val_rows]
+    parity_paths = val_paths[:PARITY_IMAGES]
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        composed = compose_ensemble(
+            [Member(p.path / ONNX_NAME, p.manifest.calibration.temperature) for p in packages], float_path
+        )
+        parity = composition_parity(packages, float_path, parity_paths, spec)
+        log.info("ensemble of %d: composed graph matches its members within %.1e", len(packages), parity)
+        record = _ensemble_record(packages, parity)
+        if int8:
+            picked = _calibration_sample(train_paths, calibration_images, cfg.seed)
+            quantize_graph(float_path, onnx_path, [_model_input(p, spec)[None] for p in picked])
+            record["int8"] = {
+                "method": QUANT_METHOD,
+                "calibration_images": len(picked),
+                "calibration_source": "training split, seeded sample",
+                "max_abs_logit_change": _logit_change(float_path, onnx_path, parity_paths, spec),
+            }
+        else:
+            shutil.copyfile(float_path, onnx_path)
+    channels = sum(composed.channels)
     val_logits = served_outputs(onnx_path, val_paths, spec, channels).logits.astype(np.float64)
     targets = np.array([class_index(r.label, r.subtype) for r in val_rows])
     fitted = fit_on_validation(val_logits, targets, cfg)
-    parity = composition_parity(packages, onnx_path, val_paths[:PARITY_IMAGES], spec)
-    log.info("ensemble of %d: composed graph matches its members within %.1e", len(packages), parity)
     backbone = BackboneInfo(
         name="ensemble(" + ", ".join(p.manifest.backbone for p in packages) + ")",
         channels=channels,
@@ -95,24 +125,41 @@ def build_ensemble(
             split_counts={"train": counts(train_rows), "val": counts(val_rows)},
             parity_images=np.empty(0),
             data_source=str(data),
-            ood_train=[manifest.absolute(r) for r in train_rows],
+            ood_train=train_paths,
             ood_val=val_paths,
             val_labels=[r.label for r in val_rows],
             val_patients=[r.patient_id for r in val_rows],
             dataset_dvc=manifest.dvc.to_dict() if manifest.dvc else None,
             ood_blocks=composed.channels,
-            training_extra={"ensemble": _ensemble_record(packages, parity)},
+            training_extra={"ensemble": record},
         ),
         out_dir,
         parity,
     )
 
 
+def _model_input(path: Path, spec: PreprocessSpec) -> np.ndarray:
+    return to_model_input(load(path), spec)
+
+
+def _calibration_sample(paths: Sequence[Path], n: int, seed: int) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    return [paths[i] for i in sorted(rng.choice(len(paths), min(n, len(paths)), replace=False))]
+
+
+def _logit_change(float_path: Path, int8_path: Path, paths: Sequence[Path], spec: PreprocessSpec) -> float:
+    """Max |int8 logits - float logits| on real images: what quantization moved (informative)."""
+    batch = np.stack([_model_input(p, spec) for p in paths])
+    before = open_session(float_path).run(["logits"], {"image": batch})[0]
+    after = open_session(int8_path).run(["logits"], {"image": batch})[0]
+    return float(np.max(np.abs(after - before)))
+
+
 def composition_parity(
     packages: Sequence[ModelPackage], onnx_path: Path, paths: Sequence[Path], spec: PreprocessSpec
 ) -> float:
     """Max |composed logits - mean of the members' scaled logits| on real images (raises above 1e-4)."""
-    batch = np.stack([to_model_input(load(p), spec) for p in paths])
+    batch = np.stack([_model_input(p, spec) for p in paths])
     expected = np.mean(
         [
             open_session(p.path / ONNX_NAME).run(["logits"], {"image": batch})[0]
