@@ -204,13 +204,18 @@ def ensemble(
         bool,
         typer.Option("--int8", help="quantize the composed graph to int8 (calibrated on training images)"),
     ] = False,
+    int8_calibration: Annotated[
+        str, typer.Option(help="--int8: activation ranges from minmax, percentile or entropy")
+    ] = "minmax",
 ) -> None:
     """Compose trained packages into one ensemble package (one graph), fitted on their shared
     validation hold-out: members' weights unchanged, never the test split (needs the train extra)."""
     from .training.ensemble import build_ensemble
 
     try:
-        made = build_ensemble(member, data, out, version=version, name=name, int8=int8)
+        made = build_ensemble(
+            member, data, out, version=version, name=name, int8=int8, calibration_method=int8_calibration
+        )
     except CXRError as exc:
         raise _fail(exc) from None
     cal = made.calibration

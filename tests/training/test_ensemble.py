@@ -145,3 +145,27 @@ def test_members_of_another_dataset_version_are_refused(
     other = write_tiny_csv(kermany, tmp_path / "other.csv", per_class=10)
     with pytest.raises(DataError, match="cannot be recomputed"):
         build_ensemble(members, other, tmp_path / "e", version="1")
+
+
+def test_int8_ensemble_keeps_the_contract(
+    tiny_dataset_csv: Path, members: list[Path], kermany: Path, tmp_path: Path
+) -> None:
+    """Quantized convolutions, a float head: the Predictor's head check and exact Grad-CAM still hold,
+    and everything is fitted on the quantized graph (its OOD reference differs from the float one's)."""
+    import onnx
+
+    from cxr_pneumonia.inference import Predictor
+    from cxr_pneumonia.training.ensemble import build_ensemble
+
+    made = build_ensemble(
+        members, tiny_dataset_csv, tmp_path / "int8", version="9.1.0", int8=True, calibration_images=8
+    )
+    record = made.training["ensemble"]["int8"]
+    assert record["calibration_images"] == 8 and record["max_abs_logit_change"] > 0
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "int8" / ONNX_NAME)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= ops
+    float_made = build_ensemble(members, tiny_dataset_csv, tmp_path / "float", version="9.1.1")
+    assert made.calibration.temperature != float_made.calibration.temperature
+    image = sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[0]
+    prediction = Predictor(ModelPackage.open(tmp_path / "int8")).predict(image, heatmap=True)
+    assert prediction.model.version == "9.1.0" and prediction.heatmap is not None

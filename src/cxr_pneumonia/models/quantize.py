@@ -18,17 +18,30 @@ from pathlib import Path
 import numpy as np
 
 FLOAT_OPS = ("Gemm", "ReduceMean", "Concat")  # the head and what feeds it stay float
-METHOD = (
-    "ONNX Runtime static quantization, QDQ: int8 weights per channel (7-bit range), uint8 activations, "
-    "MinMax calibration; the head, its pooling and the feature Concat stay float"
-)
+CALIBRATIONS = ("minmax", "percentile", "entropy")  # how activation ranges are set from the images
 
 
-def quantize_graph(float_path: Path, out_path: Path, calibration: Sequence[np.ndarray]) -> None:
+def describe(calibration_method: str) -> str:
+    return (
+        "ONNX Runtime static quantization, QDQ: int8 weights per channel (7-bit range), uint8 activations, "
+        f"{calibration_method} calibration; the head, its pooling and the feature Concat stay float"
+    )
+
+
+def quantize_graph(
+    float_path: Path, out_path: Path, calibration: Sequence[np.ndarray], method: str = "minmax"
+) -> None:
     """Write the int8 version of ``float_path`` to ``out_path``; ``calibration`` holds (1, C, H, W)
-    float32 model inputs (training images, preprocessed as served)."""
+    float32 model inputs (training images, preprocessed as served); ``method`` one of CALIBRATIONS
+    (percentile: the 99.999th percentile of each activation, so rare outliers do not stretch its range)."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class _Reader(CalibrationDataReader):  # type: ignore[misc]
@@ -41,6 +54,13 @@ def quantize_graph(float_path: Path, out_path: Path, calibration: Sequence[np.nd
 
     if not calibration:
         raise ValueError("quantization needs calibration images")
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
+    if method not in methods:
+        raise ValueError(f"unknown calibration method {method!r} (one of {', '.join(CALIBRATIONS)})")
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared))
@@ -58,4 +78,5 @@ def quantize_graph(float_path: Path, out_path: Path, calibration: Sequence[np.nd
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float,
+            calibrate_method=methods[method],
         )

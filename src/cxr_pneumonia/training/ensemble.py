@@ -29,8 +29,7 @@ from ..imaging.preprocess import PreprocessSpec, to_model_input
 from ..inference.session import open_session
 from ..models.compose import Member, compose_ensemble
 from ..models.network import BackboneInfo
-from ..models.quantize import METHOD as QUANT_METHOD
-from ..models.quantize import quantize_graph
+from ..models.quantize import CALIBRATIONS, describe, quantize_graph
 from ..package import ONNX_NAME, ModelPackage, PackageManifest
 from .config import TrainConfig
 from .ood import served_outputs
@@ -55,12 +54,15 @@ def build_ensemble(
     name: str | None = None,
     int8: bool = False,
     calibration_images: int = CALIBRATION_IMAGES,
+    calibration_method: str = "minmax",
 ) -> PackageManifest:
     """Write the ensemble of the ``members`` packages to ``out_dir``; returns its manifest. With
     ``int8`` the composed graph is quantized (models/quantize.py) on ``calibration_images`` training
     images before anything is fitted on it."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"{out_dir} exists and is not empty", code="out_exists")
+    if calibration_method not in CALIBRATIONS:
+        raise DataError(f"--int8-calibration must be one of {', '.join(CALIBRATIONS)}", code="usage")
     packages = [ModelPackage.open(p) for p in members]
     if len(packages) < 2:
         raise DataError("an ensemble needs at least two member packages", code="usage")
@@ -93,9 +95,10 @@ def build_ensemble(
         record = _ensemble_record(packages, parity)
         if int8:
             picked = _calibration_sample(train_paths, calibration_images, cfg.seed)
-            quantize_graph(float_path, onnx_path, [_model_input(p, spec)[None] for p in picked])
+            inputs = [_model_input(p, spec)[None] for p in picked]
+            quantize_graph(float_path, onnx_path, inputs, calibration_method)
             record["int8"] = {
-                "method": QUANT_METHOD,
+                "method": describe(calibration_method),
                 "calibration_images": len(picked),
                 "calibration_source": "training split, seeded sample",
                 "max_abs_logit_change": _logit_change(float_path, onnx_path, parity_paths, spec),
