@@ -7,8 +7,11 @@ The headline is the temperature-scaled 3-class NLL (a proper score that still mo
 saturated; raw NLL is not comparable between recipes that leave a model more or less confident
 before scaling), beside AUROC and bacterial vs viral AUROC.
 
-    .venv/bin/python benchmarks/validation_compare.py --split runs/v23/split.json \
+    .venv/bin/python benchmarks/validation_compare.py [--split runs/v23/split.json] \
         --models /tmp/models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany] [--ensemble]
+
+Without --split the hold-out is the first package's, recomputed from the training config in its
+model.json (so the comparison still runs after the run folder is gone).
 
 --ensemble also scores the mean of the packages' temperature-scaled logits, with one temperature
 refitted on the same images: whether an ensemble of them would pay, before anyone builds one.
@@ -29,15 +32,28 @@ import numpy as np
 from cxr_pneumonia.data.catalog import Manifest, ManifestRow, scan
 from cxr_pneumonia.data.labels import class_index
 from cxr_pneumonia.inference.predictor import Predictor
+from cxr_pneumonia.package import ModelPackage
 from cxr_pneumonia.training.calibration import fit_temperature, nll
+from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
+from cxr_pneumonia.training.run import split_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def validation_rows(data: Path, split_file: Path) -> tuple[Manifest, list[ManifestRow]]:
+def validation_rows(
+    data: Path, split_file: Path | None, first_package: Path
+) -> tuple[Manifest, list[ManifestRow]]:
+    """The rows named in ``split_file``'s "val", or (without one) the first package's hold-out,
+    recomputed from its recorded training config on the dataset version it was trained on."""
     manifest = scan(data, verify=False)
+    if split_file is None:
+        package = ModelPackage.open(first_package).manifest
+        if package.training.get("dataset_version") != manifest.version_id:
+            raise SystemExit(f"{first_package} was trained on another dataset version than {data}")
+        _, held_out = split_for_training(manifest, TrainConfig.from_dict(package.training["config"]))
+        return manifest, sorted(held_out, key=lambda r: r.path)
     names = set(json.loads(split_file.read_text())["val"])
     rows = sorted((r for r in manifest.rows if r.path in names), key=lambda r: r.path)
     if len(rows) != len(names):
@@ -72,15 +88,20 @@ def scores(logits: np.ndarray, targets: np.ndarray, temperature: float) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", type=Path, required=True, help="a training run's split.json")
+    parser.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="a training run's split.json (default: the first package's hold-out)",
+    )
     parser.add_argument("--models", type=Path, nargs="+", required=True)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kermany")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--ensemble", action="store_true", help="also score the mean of their scaled logits")
     args = parser.parse_args()
-    manifest, rows = validation_rows(args.data, args.split)
+    manifest, rows = validation_rows(args.data, args.split, args.models[0])
     targets = np.array([class_index(r.label, r.subtype) for r in rows])
-    result: dict[str, Any] = {"split": str(args.split), "models": []}
+    result: dict[str, Any] = {"split": str(args.split or f"hold-out of {args.models[0]}"), "models": []}
     scaled = []
     for package in args.models:
         predictor, logits = package_logits(package, manifest, rows)

@@ -169,3 +169,16 @@ def test_int8_ensemble_keeps_the_contract(
     image = sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[0]
     prediction = Predictor(ModelPackage.open(tmp_path / "int8")).predict(image, heatmap=True)
     assert prediction.model.version == "9.1.0" and prediction.heatmap is not None
+
+
+def test_unknown_int8_calibration_is_a_usage_error(members: list[Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cxr_pneumonia.cli import app
+
+    args = ["ensemble", "--member", str(members[0]), "--member", str(members[1]), "--data", str(tmp_path)]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "e"), "--version", "1", "--int8-calibration", "mean"]
+    )
+    assert result.exit_code == 2 and "minmax, percentile, entropy" in result.output
+    assert "Traceback" not in result.output
