@@ -207,6 +207,9 @@ def ensemble(
     int8_calibration: Annotated[
         str, typer.Option(help="--int8: activation ranges from minmax, percentile or entropy")
     ] = "minmax",
+    int8_depthwise: Annotated[
+        bool, typer.Option("--int8-depthwise", help="--int8: quantize the depthwise convolutions too")
+    ] = False,
 ) -> None:
     """Compose trained packages into one ensemble package (one graph), fitted on their shared
     validation hold-out: members' weights unchanged, never the test split (needs the train extra)."""
@@ -214,7 +217,14 @@ def ensemble(
 
     try:
         made = build_ensemble(
-            member, data, out, version=version, name=name, int8=int8, calibration_method=int8_calibration
+            member,
+            data,
+            out,
+            version=version,
+            name=name,
+            int8=int8,
+            calibration_method=int8_calibration,
+            int8_depthwise=int8_depthwise,
         )
     except CXRError as exc:
         raise _fail(exc) from None

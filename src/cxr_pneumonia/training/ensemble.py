@@ -55,6 +55,7 @@ def build_ensemble(
     int8: bool = False,
     calibration_images: int = CALIBRATION_IMAGES,
     calibration_method: str = "minmax",
+    int8_depthwise: bool = False,
 ) -> PackageManifest:
     """Write the ensemble of the ``members`` packages to ``out_dir``; returns its manifest. With
     ``int8`` the composed graph is quantized (models/quantize.py) on ``calibration_images`` training
@@ -96,9 +97,9 @@ def build_ensemble(
         if int8:
             picked = _calibration_sample(train_paths, calibration_images, cfg.seed)
             inputs = [_model_input(p, spec)[None] for p in picked]
-            quantize_graph(float_path, onnx_path, inputs, calibration_method)
+            quantize_graph(float_path, onnx_path, inputs, calibration_method, int8_depthwise)
             record["int8"] = {
-                "method": describe(calibration_method),
+                "method": describe(calibration_method, int8_depthwise),
                 "calibration_images": len(picked),
                 "calibration_source": "training split, seeded sample",
                 "max_abs_logit_change": _logit_change(float_path, onnx_path, parity_paths, spec),
