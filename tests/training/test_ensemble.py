@@ -34,7 +34,8 @@ def test_composed_graph_is_the_mean_of_scaled_member_logits(
     composed = compose_ensemble(
         [Member(p.path / ONNX_NAME, p.manifest.calibration.temperature) for p in members], out
     )
-    assert composed.channels == (1280, 1280) and composed.feature_size == (7, 7)
+    channels = (1280, members[1].manifest.feature_channels)
+    assert composed.channels == channels and composed.feature_size == (7, 7)
     batch = _batch(kermany, members[1].manifest.preprocess)
     runs = [open_session(p.path / ONNX_NAME).run(["logits", "features"], {"image": batch}) for p in members]
     logits, features = open_session(out).run(["logits", "features"], {"image": batch})
@@ -43,7 +44,7 @@ def test_composed_graph_is_the_mean_of_scaled_member_logits(
     )
     assert np.max(np.abs(logits - expected)) < 1e-4
     assert np.array_equal(features, np.concatenate([r[1] for r in runs], axis=1))
-    weight, bias = head_weights(out, 2560)  # one Gemm: the Predictor's exact Grad-CAM still reads it
+    weight, bias = head_weights(out, sum(channels))  # one Gemm: the Predictor's exact Grad-CAM still reads it
     recomputed = features.mean(axis=(2, 3)) @ weight.T + bias
     assert np.max(np.abs(recomputed - logits)) < 1e-3
 
@@ -162,8 +163,13 @@ def test_int8_ensemble_keeps_the_contract(
     )
     record = made.training["ensemble"]["int8"]
     assert record["calibration_images"] == 8 and record["max_abs_logit_change"] > 0
-    ops = {node.op_type for node in onnx.load(str(tmp_path / "int8" / ONNX_NAME)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= ops
+    graph = onnx.load(str(tmp_path / "int8" / ONNX_NAME)).graph
+    assert {"QuantizeLinear", "DequantizeLinear", "Gemm"} <= {node.op_type for node in graph.node}
+    floats = {init.name for init in graph.initializer if init.data_type == onnx.TensorProto.FLOAT}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    grouped = [n for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert grouped and all(n.input[1] in floats for n in grouped)  # depthwise weights stay float
+    assert any(n.input[1] not in floats for n in convs if n not in grouped)  # the others are int8
     float_made = build_ensemble(members, tiny_dataset_csv, tmp_path / "float", version="9.1.1")
     assert made.calibration.temperature != float_made.calibration.temperature
     image = sorted((kermany / "test" / "NORMAL").glob("*.jpeg"))[0]

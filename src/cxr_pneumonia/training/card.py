@@ -197,7 +197,8 @@ def _ensemble_lines(training: dict[str, Any]) -> list[str]:
         "```",
         "cxr ensemble "
         + " ".join(f"--member <{m.get('model_id', '?')}>" for m in members)
-        + f" --data {training.get('data_source', '../shared/data/kermany')} --version <version> --out <package>",
+        + f" --data {training.get('data_source', '../shared/data/kermany')} --version <version> --out <package>"
+        + (" --int8" if record.get("int8") else ""),
         "```",
         "",
         f"An ensemble of {len(members)} trained packages, their weights unchanged: {record.get('combination', '')}."
@@ -212,6 +213,17 @@ def _ensemble_lines(training: dict[str, Any]) -> list[str]:
         "",
         f"The composed graph matches the mean of its members' scaled logits within "
         f"{float(record.get('composition_max_abs_diff', float('nan'))):.1e}.",
+        "",
+        *(_int8_lines(record["int8"]) if record.get("int8") else []),
+    ]
+
+
+def _int8_lines(int8: dict[str, Any]) -> list[str]:
+    return [
+        f"Served in int8: {int8.get('method', '')}; calibrated on {int8.get('calibration_images', '?')} images of the"
+        f" {int8.get('calibration_source', 'training split')}. Quantization moved the logits by up to"
+        f" {float(int8.get('max_abs_logit_change', float('nan'))):.2f} on validation images; every number in this"
+        " card is the int8 graph's.",
         "",
     ]
 

@@ -114,7 +114,7 @@ def build_ensemble(
         name="ensemble(" + ", ".join(p.manifest.backbone for p in packages) + ")",
         channels=channels,
         pretrained=True,
-        weights_source="its members' trained weights, unchanged (training.ensemble lists them)",
+        weights_source="its members' trained weights, unchanged; training.ensemble lists them",
     )
     return finish_package(
         PackageInputs(
