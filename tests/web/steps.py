@@ -12,6 +12,14 @@ from cxr_pneumonia.inference import Prediction
 
 SUBTYPE_CONFIDENT = 0.6  # web/static/js/result.js: below it the page says the pattern is uncertain
 LABEL_WORDS = {"pneumonia": "Pneumonia", "normal": "No pneumonia detected"}
+OUTSIDE_WORDS = "Outside the population this model was trained for"
+
+
+def headline(prediction: Prediction) -> str:
+    """What the page leads with: outside the training population that warning, never the label."""
+    return OUTSIDE_WORDS if prediction.outside_population else LABEL_WORDS[prediction.label]
+
+
 RAW_LEAKS = re.compile(r"Traceback|\{\s*\"|\"error\"\s*:|\"detail\"\s*:|request_id")
 
 
@@ -51,7 +59,8 @@ def result(page: Any, scope: str = "#analyse-result") -> Any:
 
 def assert_shows(article: Any, prediction: Prediction) -> None:
     """The page says what the model said: label in words, probability, subtype, refer, model, notice."""
-    expect(article.locator("[data-testid=verdict]")).to_have_text(LABEL_WORDS[prediction.label])
+    verdict = f"{OUTSIDE_WORDS} — refer" if prediction.outside_population else LABEL_WORDS[prediction.label]
+    expect(article.locator("[data-testid=verdict]")).to_have_text(verdict)
     expect(article.locator("[data-testid=probability]")).to_have_text(f"{prediction.p_pneumonia * 100:.0f}%")
     meter = article.get_by_role("meter")
     expect(meter).to_have_attribute("aria-valuenow", f"{prediction.p_pneumonia * 100:.0f}")

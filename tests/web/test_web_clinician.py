@@ -14,6 +14,7 @@ from .steps import (
     assert_controls_labelled,
     assert_shows,
     go,
+    headline,
     heatmap_pixels,
     result,
     sign_in,
@@ -175,7 +176,7 @@ def test_batch_of_files_each_with_its_progress_and_outcome(
     expect(page.locator("#queue-title")).to_have_text("Uploads: 3 analysed, 1 refused", timeout=90_000)
     for index in range(2):
         expect(items.nth(index)).to_have_attribute("data-state", "done")
-        expect(items.nth(index)).to_contain_text(LABEL_WORDS[accepted_chests[index].prediction.label])
+        expect(items.nth(index)).to_contain_text(headline(accepted_chests[index].prediction))
     for item in items.all():
         expect(item.locator("progress")).to_have_js_property("value", 100)
     expect(items.nth(3)).to_have_attribute("data-state", "refused")

@@ -158,7 +158,11 @@ async function run({ file, item, single }, mine) {
     item.bar.value = 100;
     rememberPreview(prediction.id, prediction.preview);
     batch.accepted += 1;
-    const summary = `${labelWords(prediction.label)} · ${percent(prediction.p_pneumonia)}${prediction.refer ? " · refer to a radiologist" : ""}`;
+    // Outside the training population the queue, like the result, leads with that, not with the label.
+    const lead = prediction.outside_population
+      ? "Outside the population this model was trained for"
+      : labelWords(prediction.label);
+    const summary = `${lead} · ${percent(prediction.p_pneumonia)}${prediction.refer ? " · refer to a radiologist" : ""}`;
     item.el.dataset.refer = String(prediction.refer);
     set("done", [icon(prediction.refer ? "warning" : "done", "q-icon"), h("span", null, summary)]);
     const view = h("button", { type: "button", class: "button secondary small" }, "View result");
