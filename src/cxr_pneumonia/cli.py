@@ -228,11 +228,7 @@ def ensemble(
         )
     except CXRError as exc:
         raise _fail(exc) from None
-    cal = made.calibration
-    console.print(
-        f"{made.model_id} written to {out}: {len(member)} members, T={cal.temperature:.3f}, "
-        f"threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
-    )
+    console.print(f"{made.model_id} written to {out}: {len(member)} members, {_rule_summary(made)}")
 
 
 @app.command()
@@ -339,16 +335,20 @@ def recalibrate(
             child = run_recalibration(model, data, out, split=split, version=version)
     except CXRError as exc:
         raise _fail(exc) from None
-    cal = child.calibration
-    console.print(
-        f"{child.model_id} written to {out} (parent {child.parent['model_id'] if child.parent else '?'}): "
-        f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {cal.conformal_quantiles or cal.conformal_quantile}"
-    )
+    parent = child.parent["model_id"] if child.parent else "?"
+    console.print(f"{child.model_id} written to {out} (parent {parent}): {_rule_summary(child)}")
     if result_json is not None:
         result = {"package": str(out.resolve()), "model_id": child.model_id, "digest": child.digest}
         result_json.write_text(json.dumps({**result, "parent": child.parent, "evaluation": evaluation}))
     if evaluation is None:
         console.print(f"evaluate it on cases it was not fitted on: cxr evaluate --model {out} --data ...")
+
+
+def _rule_summary(manifest: Any) -> str:
+    """A package's fitted decision rule in one line: temperature, threshold, conformal quantile(s)."""
+    cal = manifest.calibration
+    quantiles = cal.conformal_quantiles or cal.conformal_quantile
+    return f"T={cal.temperature:.3f}, threshold {cal.threshold:.4f}, quantiles {quantiles}"
 
 
 def _recalibrate_from_reviews(

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import ModelError
+from ..models.head import linear_head
 
 
 def open_session(onnx_path: Path, threads: int = 0) -> ort.InferenceSession:
@@ -60,21 +61,11 @@ def head_weights(
 
 def _head_from_graph(onnx_path: Path, channels: int) -> tuple[np.ndarray, np.ndarray]:
     import onnx  # here, not at the top: importing it costs most of a CLI start (ml_dtypes)
-    from onnx import numpy_helper
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    initializers = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if "logits" in node.output and node.op_type == "Gemm":
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
-            if not attrs.get("transB", 0):
-                weight = weight.T
-            bias = numpy_helper.to_array(initializers[node.input[2]]).astype(np.float64)
-            if weight.shape[1] != channels:
-                raise ModelError(f"the head has {weight.shape[1]} inputs, model.json says {channels}")
-            return weight, bias
-    raise ModelError("model.onnx has no Gemm producing 'logits': its head cannot be read for heatmaps")
+    weight, bias = linear_head(onnx.load(str(onnx_path), load_external_data=False))
+    if weight.shape[1] != channels:
+        raise ModelError(f"the head has {weight.shape[1]} inputs, model.json says {channels}")
+    return weight, bias
 
 
 def _read_cached(path: Path, channels: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from .head import linear_head
 
 INPUT, LOGITS, FEATURES = "image", "logits", "features"
 
@@ -50,7 +51,7 @@ def compose_ensemble(members: list[Member], out_path: Path) -> ComposedGraph:
     nodes, initializers, weights, biases, channels, sizes = [], [], [], [], [], set()
     for i, (member, model) in enumerate(zip(members, graphs, strict=True)):
         prefix = f"m{i}_"
-        weight, bias = _head(model)
+        weight, bias = linear_head(model)
         shape = _feature_shape(member.onnx_path)
         channels.append(shape[0])
         sizes.add(shape[1:])
@@ -138,23 +139,6 @@ def _ancestors(graph: Any, output: str) -> list[Any]:
         needed.add(id(node))
         stack.extend(node.input)
     return [node for node in graph.node if id(node) in needed]
-
-
-def _head(model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(W (classes, C), b) of the member's Gemm that produces 'logits'."""
-    import onnx
-    from onnx import numpy_helper
-
-    initializers = {init.name: init for init in model.graph.initializer}
-    for node in model.graph.node:
-        if LOGITS in node.output and node.op_type == "Gemm":
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float64)
-            if not attrs.get("transB", 0):
-                weight = weight.T
-            alpha = float(attrs.get("alpha", 1.0))
-            return alpha * weight, numpy_helper.to_array(initializers[node.input[2]]).astype(np.float64)
-    raise ModelError("a member's model.onnx has no Gemm producing 'logits' (a linear head is required)")
 
 
 def _feature_shape(onnx_path: Path) -> tuple[int, int, int]:
