@@ -43,15 +43,26 @@ class Orthanc:
     ) -> None:
         self.binary = binary
         self.root = root
-        self.dicom_port = free_port()
-        self.http_port = free_port()
         self.config = root / "orthanc.json"
         self.log = root / "orthanc.log"
         root.mkdir(parents=True, exist_ok=True)
+        self._peers = peers
+        self._extra = extra or {}
+        self._ports_published = False  # once a peer knows our port, it must not change
+        self.process: subprocess.Popen[bytes] | None = None
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        """Two free loopback ports, written into the configuration. A port free when asked can be
+        taken before Orthanc binds it (an outgoing connection's ephemeral port, another test), so
+        start() chooses again while no peer has been told the old one."""
+        self.dicom_port = free_port()
+        self.http_port = free_port()
+        peers, extra = self._peers, self._extra
         config: dict[str, Any] = {
             "Name": "cxr-test-pacs",
-            "StorageDirectory": str(root / "storage"),
-            "IndexDirectory": str(root / "storage"),
+            "StorageDirectory": str(self.root / "storage"),
+            "IndexDirectory": str(self.root / "storage"),
             "DicomAet": ORTHANC_AE,
             "DicomPort": self.dicom_port,
             "HttpPort": self.http_port,
@@ -62,17 +73,31 @@ class Orthanc:
             "Plugins": [],
             "SaveJobs": False,
             "StableAge": 1,
-            **(extra or {}),
+            **extra,
         }
         self.config.write_text(json.dumps(config, indent=2))
-        self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
 
     @property
     def destination(self) -> str:
+        self._ports_published = True
         return f"{ORTHANC_AE}@127.0.0.1:{self.dicom_port}"
 
     def start(self) -> None:
+        for _attempt in range(5):
+            if self._start_once():
+                self._ports_published = True
+                return
+            if self._ports_published:
+                time.sleep(1)  # peers know this port: wait for it to be released
+            else:
+                self.http.close()
+                self._choose_ports()
+        raise RuntimeError(f"Orthanc found its ports taken five times:\n{self.log.read_text()[-3000:]}")
+
+    def _start_once(self) -> bool:
+        """True once Orthanc answers; False if it exited because a port was taken."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, str(self.config)], stdout=log, stderr=subprocess.STDOUT
@@ -80,12 +105,13 @@ class Orthanc:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"Orthanc exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
-                )
+                this_run = self.log.read_bytes()[offset:].decode(errors="replace")
+                if "already in use" in this_run:
+                    return False
+                raise RuntimeError(f"Orthanc exited with {self.process.returncode}:\n{this_run[-3000:]}")
             try:
                 if self.http.get("/system").status_code == 200:
-                    return
+                    return True
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
