@@ -107,7 +107,8 @@ def build_ensemble(
         else:
             shutil.copyfile(float_path, onnx_path)
     channels = sum(composed.channels)
-    val_logits = served_outputs(onnx_path, val_paths, spec, channels).logits.astype(np.float64)
+    val_out = served_outputs(onnx_path, val_paths, spec, channels)  # scored once: calibration and OOD
+    val_logits = val_out.logits.astype(np.float64)
     targets = np.array([class_index(r.label, r.subtype) for r in val_rows])
     fitted = fit_on_validation(val_logits, targets, cfg)
     backbone = BackboneInfo(
@@ -136,6 +137,7 @@ def build_ensemble(
             dataset_dvc=manifest.dvc.to_dict() if manifest.dvc else None,
             ood_blocks=composed.channels,
             training_extra={"ensemble": record},
+            val_outputs=val_out,
         ),
         out_dir,
         parity,

@@ -31,6 +31,7 @@ from ..package import (
 from .card import render_card
 from .config import TrainConfig
 from .ood import (
+    ServedOutputs,
     fit_ood_reference,
     fit_population_gate,
     heatmap_reference,
@@ -67,6 +68,7 @@ class PackageInputs:
     dataset_dvc: dict[str, Any] | None = None  # data.dvc.DvcVersion of the data, None when untracked
     ood_blocks: tuple[int, ...] = ()  # an ensemble's member channel counts: one OOD covariance each
     training_extra: dict[str, Any] = field(default_factory=dict)  # more for model.json's "training"
+    val_outputs: ServedOutputs | None = None  # of ood_val on the served graph, when already computed
 
 
 def write_package(inputs: PackageInputs, package_dir: Path) -> PackageManifest:
@@ -86,7 +88,7 @@ def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> P
     onnx_path = package_dir / ONNX_NAME
     channels = inputs.backbone.channels
     train_out = served_outputs(onnx_path, inputs.ood_train, inputs.spec, channels)
-    val_out = served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
+    val_out = inputs.val_outputs or served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
     reference = fit_ood_reference(train_out.pooled, inputs.ood_blocks)
     atypical_above = ood_threshold(reference, val_out.pooled, inputs.cfg.ood_percentile)
     reference.save(package_dir / OOD_NAME)
