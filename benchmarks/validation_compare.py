@@ -5,7 +5,7 @@ own validation numbers come from PyTorch before export; this scores every packag
 the same images: the validation rows named in a run's split.json, through each package's Predictor.
 The headline is the temperature-scaled 3-class NLL (a proper score that still moves when AUROC has
 saturated; raw NLL is not comparable between recipes that leave a model more or less confident
-before scaling), beside AUROC and bacterial vs viral AUROC.
+before scaling), beside the ECE of p(pneumonia), AUROC and bacterial vs viral AUROC.
 
     .venv/bin/python benchmarks/validation_compare.py [--split runs/v23/split.json] \
         --models /tmp/models/cxr-effnet-lite0-v22 runs/v23/package [--data ../shared/data/kermany] [--ensemble]
@@ -33,7 +33,13 @@ from cxr_pneumonia.data.catalog import Manifest, ManifestRow, scan
 from cxr_pneumonia.data.labels import class_index
 from cxr_pneumonia.inference.predictor import Predictor
 from cxr_pneumonia.package import ModelPackage
-from cxr_pneumonia.training.calibration import fit_temperature, nll
+from cxr_pneumonia.training.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    nll,
+    p_pneumonia,
+    probabilities,
+)
 from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
@@ -81,6 +87,9 @@ def scores(logits: np.ndarray, targets: np.ndarray, temperature: float) -> dict[
         "temperature": temperature,
         "nll_scaled": nll(logits, targets, temperature),
         "nll_raw": raw_nll,
+        # evaluate's ECE on the same images: a second score a ship rule can require (NLL alone let 2.4.0's
+        # quantization noise pass for a gain, docs/training.md)
+        "ece": expected_calibration_error(targets != 0, p_pneumonia(probabilities(logits, temperature))),
         "auroc": auc,
         "subtype_auroc": subtype_auc,
     }

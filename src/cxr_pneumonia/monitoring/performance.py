@@ -6,13 +6,14 @@ reviews says little, and an early number is read as a fact.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 
+from .. import stats
+from ..stats import wilson_ci
 from ..store.db.models import PredictionRecord, Review
 from ..store.facade import Store
 
@@ -22,12 +23,7 @@ ECE_BINS = 10
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """The Wilson score interval of a proportion (sound at small n and near 0 or 1); None when n = 0."""
-    if n == 0:
-        return None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return None if n == 0 else wilson_ci(successes, n, z)
 
 
 def _proportion(successes: int, n: int) -> dict[str, Any] | None:
@@ -37,26 +33,16 @@ def _proportion(successes: int, n: int) -> dict[str, Any] | None:
 
 
 def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Equal-width-bin ECE of p(pneumonia) against the reviewed label."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.sum() * abs(float(p[mask].mean()) - float(truth[mask].mean()))
-    return total / max(1, p.size)
+    """Equal-width-bin ECE of p(pneumonia) against the reviewed label (evaluate's definition)."""
+    return stats.expected_calibration_error(truth, p, bins)
 
 
 def reliability(p: np.ndarray, truth: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
     """Per non-empty bin: mean predicted probability, observed pneumonia rate, count."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
     return [
-        {"predicted": float(p[index == b].mean()), "observed": float(truth[index == b].mean()),
-         "n": int((index == b).sum())}
-        for b in range(bins) if (index == b).any()
-    ]  # fmt: skip
+        {"predicted": b.mean_predicted, "observed": b.observed, "n": b.count}
+        for b in stats.calibration_bins(truth, p, bins)
+    ]
 
 
 def reviewed_cases(store: Store, *, per_model: int) -> dict[str, list[tuple[str, float, bool]]]:

@@ -9,6 +9,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
+from .. import stats
+
 
 def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
@@ -38,37 +40,21 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(math.exp(result.x))
 
 
-def expected_calibration_error(y_true: np.ndarray, p_positive: np.ndarray, bins: int = 15) -> float:
+ECE_BINS = 15  # evaluate's ECE and reliability diagram (the monitor's reviewed cases use 10)
+
+
+def expected_calibration_error(y_true: np.ndarray, p_positive: np.ndarray, bins: int = ECE_BINS) -> float:
     """Binary ECE of p_pneumonia with equal-width bins."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(p_positive, dtype=np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            total += mask.mean() * abs(p[mask].mean() - y_true[mask].mean())
-    return float(total)
+    return stats.expected_calibration_error(y_true, p_positive, bins)
 
 
-def reliability_bins(y_true: np.ndarray, p_positive: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(p_positive, edges[1:-1], right=True), 0, bins - 1)
-    out = []
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            out.append(
-                {
-                    "lo": float(edges[b]),
-                    "hi": float(edges[b + 1]),
-                    "count": int(mask.sum()),
-                    "confidence": float(np.mean(p_positive[mask])),
-                    "frequency": float(np.mean(y_true[mask])),
-                }
-            )
-    return out
+def reliability_bins(
+    y_true: np.ndarray, p_positive: np.ndarray, bins: int = ECE_BINS
+) -> list[dict[str, float]]:
+    return [
+        {"lo": b.lo, "hi": b.hi, "count": b.count, "confidence": b.mean_predicted, "frequency": b.observed}
+        for b in stats.calibration_bins(y_true, p_positive, bins)
+    ]
 
 
 def threshold_for_sensitivity(
