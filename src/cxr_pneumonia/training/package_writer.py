@@ -88,7 +88,9 @@ def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> P
     onnx_path = package_dir / ONNX_NAME
     channels = inputs.backbone.channels
     train_out = served_outputs(onnx_path, inputs.ood_train, inputs.spec, channels)
-    val_out = inputs.val_outputs or served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
+    val_out = inputs.val_outputs
+    if val_out is None:
+        val_out = served_outputs(onnx_path, inputs.ood_val, inputs.spec, channels)
     reference = fit_ood_reference(train_out.pooled, inputs.ood_blocks)
     atypical_above = ood_threshold(reference, val_out.pooled, inputs.cfg.ood_percentile)
     reference.save(package_dir / OOD_NAME)
