@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from registry_helpers import MlflowServer, free_loopback_port, require_mlflow
+from ports import free_port
+from registry_helpers import MlflowServer, require_mlflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,7 +159,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     job runners (~5 s to start, ~480 MB), shared by every registry test of the session."""
     require_mlflow()
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_loopback_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = (root / "server.log").open("w")
     process = subprocess.Popen(

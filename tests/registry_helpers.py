@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ import pytest
 class MlflowServer:
     url: str
     artifacts: Path  # the server's artifact root (a test corrupts a file there)
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_mlflow() -> None:

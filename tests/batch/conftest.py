@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port, free_ports
 
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
 RAY_ENV = {
@@ -28,22 +29,10 @@ RAY_ENV = {
 }
 
 
-def _free_ports(host: str, count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind((host, 0))
-        sockets.append(sock)
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _worker_range(host: str) -> tuple[int, int]:
     """A block of 40 ports free now, for one node's worker processes."""
     for _ in range(50):
-        start = _free_ports(host, 1)[0]
+        start = free_port(host)
         if start + 40 > 65000:
             continue
         try:
@@ -62,7 +51,7 @@ def _worker_range(host: str) -> tuple[int, int]:
 
 
 def _node_flags(host: str) -> list[str]:
-    manager, objects, agent, grpc, runtime, metrics = _free_ports(host, 6)
+    manager, objects, agent, grpc, runtime, metrics = free_ports(6, host)
     low, high = _worker_range(host)
     return [
         f"--node-ip-address={host}", f"--node-manager-port={manager}", f"--object-manager-port={objects}",
@@ -90,7 +79,7 @@ def ray_cluster(missing: Callable[[str], None]) -> Iterator[RayCluster]:
     ray_bin = str(Path(sys.executable).with_name("ray"))
     temp = Path(tempfile.mkdtemp(prefix="cxr-ray-"))
     env = {**os.environ, **RAY_ENV, "PYTHONPATH": os.pathsep.join(map(str, _src_path()))}
-    port = _free_ports(HEAD, 1)[0]
+    port = free_port(HEAD)
     address = f"{HEAD}:{port}"
     # --block: each `ray start` stays in the foreground as the parent of its node's processes, in a
     # session of its own, so the teardown stops exactly these (never `ray stop`, which stops every

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from ports import free_port
 
 NODE_AE = "CXR_AI"
 ORTHANC_AE = "ORTHANC"
 SENDER_AE = "STORESCU"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_binary(name: str) -> str | None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 
-from .peers import Orthanc, free_port, storescu
+from .peers import Orthanc, storescu
 from .test_command import start_node, wait_listening
 
 pytestmark = pytest.mark.dcmtk

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 
-from .peers import NODE_AE, SENDER_AE, Orthanc, echoscu, free_port, storescu
+from .peers import NODE_AE, SENDER_AE, Orthanc, echoscu, storescu
 from .test_node import check_results
 
 pytestmark = pytest.mark.dcmtk

@@ -17,8 +17,9 @@ import pytest
 import uvicorn
 from dicomweb_client.api import DICOMwebClient
 from fhir.resources.R4B.bundle import Bundle
+from ports import free_port
 
-from .peers import free_port, prediction_records, wait_for
+from .peers import prediction_records, wait_for
 
 pytestmark = pytest.mark.dcmtk
 

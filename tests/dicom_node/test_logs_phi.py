@@ -16,10 +16,11 @@ import httpx
 import pydicom
 import pytest
 from bundled_model import BUNDLED_VERSION
+from ports import free_port
 from service.conftest import API, env_without_cxr  # the service tests' helpers
 from service.test_serve import serving
 
-from .peers import SENDER_AE, echoscu, free_port, storescu
+from .peers import SENDER_AE, echoscu, storescu
 from .test_command import cxr_command
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,10 @@ from typing import Any
 
 import pydicom
 import pytest
+from ports import free_port
 from pydicom.uid import generate_uid
 
-from .peers import find_binary, free_port, prediction_records, storescu
+from .peers import find_binary, prediction_records, storescu
 
 pytestmark = pytest.mark.dcmtk
 

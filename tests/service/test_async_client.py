@@ -15,12 +15,13 @@ from typing import Any
 
 import anyio
 import pytest
+from ports import free_port
 
 from cxr_pneumonia.client import ApiError, AsyncClient, AuthError, Client, ServerUnavailable
 from cxr_pneumonia.errors import CXRError, InputError, RejectedImage
 from cxr_pneumonia.inference.prediction import Prediction
 
-from .serving import Server, free_port, serving
+from .serving import Server, serving
 from .test_client import _cli, _FlakyProxy, served, twenty_images
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import httpx
 import jwt
 import pytest
+from ports import free_port
 from pydantic import BaseModel
 
 from cxr_pneumonia.client import ApiError, AuthError, Client, ServerUnavailable
@@ -25,7 +26,7 @@ from cxr_pneumonia.errors import InputError, RejectedImage
 from cxr_pneumonia.store.db.base import utcnow
 from cxr_pneumonia.store.jwt_keys import static_key
 
-from .serving import Server, free_port, serving
+from .serving import Server, serving
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
 from cxr_pneumonia.config import Settings
 from cxr_pneumonia.store import accounts
@@ -25,7 +26,7 @@ from cxr_pneumonia.store.facade import Store
 from cxr_pneumonia.store.security.roles import Role
 
 from .conftest import API
-from .serving import Server, free_port, serving
+from .serving import Server, serving
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ import pytest
 import uvicorn
 from bundled_model import BUNDLED_VERSION
 from fastapi import FastAPI
-from registry_helpers import MlflowServer, derive_package, free_loopback_port
+from ports import free_port
+from registry_helpers import MlflowServer, derive_package
 from sqlalchemy import select
 
 from cxr_pneumonia.registry.lifecycle import Registry
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 @contextmanager
 def uvicorn_server(app: FastAPI) -> Iterator[str]:
     """The app behind a real uvicorn server on a free loopback port, in a thread."""
-    port = free_loopback_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -164,7 +165,7 @@ def test_the_registry_unreachable_at_start_serves_the_cached_package_degraded(
     _registry(bootstrap, mlflow_server).register(bundled_model_path, name, alias="champion")
     online = registered(make_service, name, data_dir=data_dir)
     assert online.client.get(f"{API}/health/ready").json()["status"] == "ready"
-    dead = f"http://127.0.0.1:{free_loopback_port()}"  # nothing listens there
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     offline = make_service(own_predictor=True, data_dir=data_dir, model_uri=f"models:/{name}@champion",
                            mlflow_tracking_uri=dead, model_poll_seconds=0)  # fmt: skip
     ready = offline.client.get(f"{API}/health/ready")

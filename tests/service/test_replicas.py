@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 from sqlalchemy import func, select
 
 from cxr_pneumonia.config import Settings
@@ -30,7 +31,7 @@ from cxr_pneumonia.store.facade import Store
 from cxr_pneumonia.store.security.roles import Role
 
 from .conftest import API
-from .serving import Server, free_port, serving, stop
+from .serving import Server, serving, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

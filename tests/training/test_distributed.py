@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from registry_helpers import free_loopback_port
+from ports import free_port
 from tiny_dataset import write_tiny_csv
 
 torch = pytest.importorskip("torch", reason="training needs the train extra (PyTorch)")
@@ -119,7 +119,7 @@ def _epoch_of(checkpoint: Path) -> int:
 def test_a_killed_rank_ends_the_job_and_resume_finishes_it(subset_csv: Path, tmp_path: Path) -> None:
     config, out = _config(tmp_path, image_size=64), tmp_path / "run"  # 3 epochs, quicker ones
     last = out / "checkpoints" / "last.pt"
-    job = _torchrun(subset_csv, out, config, free_loopback_port(), "--max-images", "48")
+    job = _torchrun(subset_csv, out, config, free_port(), "--max-images", "48")
     deadline = time.monotonic() + 300
     while not last.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -132,7 +132,7 @@ def test_a_killed_rank_ends_the_job_and_resume_finishes_it(subset_csv: Path, tmp
     assert 1 <= killed_after < 3, "the job finished before the kill: nothing left to resume"
     assert not (out / "package").exists()
 
-    resumed = _torchrun(subset_csv, out, config, free_loopback_port(), "--resume", "--max-images", "48")
+    resumed = _torchrun(subset_csv, out, config, free_port(), "--resume", "--max-images", "48")
     assert resumed.wait(timeout=300) == 0
     assert [h["epoch"] for h in _history(out)] == [1, 2, 3]  # no epoch repeated or lost
     assert f"resumed after epoch {killed_after}" in (out / "train.log").read_text()

@@ -10,7 +10,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from ports import free_port
 
 from cxr_pneumonia.errors import CXRError
 from cxr_pneumonia.inference import Prediction, Predictor
@@ -57,12 +57,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # ---- the server ---------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cxr_command() -> list[str]:
     beside = Path(sys.executable).parent / "cxr"
     if beside.is_file():
@@ -180,7 +174,7 @@ def running_server(data_dir: Path, model_path: Path, **settings: str) -> Iterato
     """`cxr serve` on a free loopback port with a fresh data directory (so it prints a first-run login);
     ``settings`` are extra CXR_* variables (name without the prefix)."""
     log_path = data_dir / "serve.log"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("CXR_") and k != "PROMETHEUS_MULTIPROC_DIR"
