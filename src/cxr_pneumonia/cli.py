@@ -263,7 +263,13 @@ def tune(
 def evaluate(
     data: Annotated[Path, typer.Option(help="dataset folder or CSV (path,label[,subtype,patient_id,split])")],
     model: Annotated[Path | None, typer.Option(help="model package (default: the bundled one)")] = None,
-    split: Annotated[str, typer.Option(help="split to evaluate: test, train, val or all")] = "test",
+    split: Annotated[
+        str,
+        typer.Option(
+            help="split to evaluate: test, train, val, all, or shift-holdout (the package's own latest-patients"
+            " hold-out, recomputed from its training config on the data it was trained on)"
+        ),
+    ] = "test",
     out: Annotated[Path | None, typer.Option(help="write report.json, report.md and plots here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     record: Annotated[

@@ -8,12 +8,15 @@ import pytest
 
 from cxr_pneumonia.data.catalog import Manifest, ManifestRow
 from cxr_pneumonia.data.splits import (
+    Holdouts,
     assert_patient_disjoint,
     counts,
     earliest_patients_split,
     patient_split,
     stratum,
+    training_holdouts,
 )
+from cxr_pneumonia.errors import DataError
 
 Split = tuple[list[ManifestRow], list[ManifestRow]]
 
@@ -142,20 +145,22 @@ def test_earliest_split_holds_out_about_15_percent_of_each_stratum(
         assert 0.13 <= val[name] / count <= 0.22, (name, val[name], count)
 
 
+def normal_ids(rows: list[ManifestRow], prefix: str) -> list[int]:
+    """The id numbers of the normal patients of one id series (``IM-``, ``NORMAL2-IM-``)."""
+    return [
+        int(r.patient_id.removeprefix(prefix))
+        for r in rows
+        if r.label == "normal" and r.patient_id.startswith(prefix)
+    ]
+
+
 def test_earliest_split_takes_the_lowest_ids_of_each_normal_series(earliest_split: Split) -> None:
     """Kermany's test normals are IM-0001..0111 and NORMAL2-IM-0007..0381: the held-out train normals
     must be the ones next to them, every one below every kept one in its series."""
     train, val = earliest_split
 
-    def numbers(rows: list[ManifestRow], prefix: str) -> list[int]:
-        return [
-            int(r.patient_id.removeprefix(prefix))
-            for r in rows
-            if r.label == "normal" and r.patient_id.startswith(prefix)
-        ]
-
     for prefix in ("IM-", "NORMAL2-IM-"):
-        held, kept = numbers(val, prefix), numbers(train, prefix)
+        held, kept = normal_ids(val, prefix), normal_ids(train, prefix)
         assert held and kept
         assert max(held) < min(kept), prefix
 
@@ -163,3 +168,55 @@ def test_earliest_split_takes_the_lowest_ids_of_each_normal_series(earliest_spli
 def test_earliest_split_is_deterministic(train_rows: list[ManifestRow], earliest_split: Split) -> None:
     again = earliest_patients_split(list(reversed(train_rows)), 0.15)
     assert sorted(r.path for r in again[1]) == sorted(r.path for r in earliest_split[1])
+
+
+# ---- the shift hold-out (shift_holdout > 0): the latest patients of what validation leaves ------
+
+
+@pytest.fixture(scope="module")
+def with_shift(train_rows: list[ManifestRow]) -> Holdouts:
+    return training_holdouts(train_rows, "earliest", 0.15, seed=0, shift_holdout=0.10)
+
+
+def test_a_shift_hold_out_leaves_validation_as_it_was(earliest_split: Split, with_shift: Holdouts) -> None:
+    """Runs with and without a shift hold-out validate on the same images, so their scores compare."""
+    assert sorted(r.path for r in with_shift.val) == sorted(r.path for r in earliest_split[1])
+    assert_patient_disjoint(with_shift.train, with_shift.val, with_shift.shift)
+    kept = sorted(r.path for r in with_shift.train + with_shift.shift)
+    assert kept == sorted(r.path for r in earliest_split[0])
+
+
+def test_the_shift_hold_out_is_the_latest_tenth_of_each_series(
+    earliest_split: Split, with_shift: Holdouts
+) -> None:
+    overall = Counter(stratum(r) for r in earliest_split[0])
+    held = Counter(stratum(r) for r in with_shift.shift)
+    for name, count in overall.items():
+        # as for validation: a personN held out for its viral images takes its bacterial ones along
+        assert 0.08 <= held[name] / count <= 0.18, (name, held[name], count)
+
+    for prefix in ("IM-", "NORMAL2-IM-"):
+        held, kept = normal_ids(with_shift.shift, prefix), normal_ids(with_shift.train, prefix)
+        assert held and kept
+        assert min(held) > max(kept), prefix  # every held-out id comes after every kept one
+
+
+def test_without_a_shift_fraction_nothing_is_held_back(
+    train_rows: list[ManifestRow], earliest_split: Split
+) -> None:
+    sides = training_holdouts(train_rows, "earliest", 0.15, seed=0)
+    assert sides.shift == []
+    assert sorted(r.path for r in sides.train) == sorted(r.path for r in earliest_split[0])
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5])
+def test_a_shift_fraction_outside_0_1_is_a_config_error(
+    train_rows: list[ManifestRow], fraction: float
+) -> None:
+    with pytest.raises(DataError, match="shift_holdout must be between 0 and 1"):
+        training_holdouts(train_rows, "earliest", 0.15, seed=0, shift_holdout=fraction)
+
+
+def test_an_unknown_validation_strategy_is_a_config_error(train_rows: list[ManifestRow]) -> None:
+    with pytest.raises(DataError, match="unknown val_strategy 'latest'"):
+        training_holdouts(train_rows, "latest", 0.15, seed=0)

@@ -74,7 +74,8 @@ def test_block_diagonal_reference_sums_member_distances(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def members(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two tiny runs on the same data and the same (earliest-patients) hold-out, with two seeds."""
+    """Two tiny runs on the same data, the same (earliest-patients) validation and the same shift
+    hold-out (the latest patients of the rest), with two seeds."""
     from rich.console import Console
 
     from cxr_pneumonia.training.config import TrainConfig
@@ -83,7 +84,9 @@ def members(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("members")
     made = []
     for seed in (7, 8):
-        cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, val_strategy="earliest", seed=seed)
+        cfg = TrainConfig(
+            epochs=1, batch_size=16, val_fraction=0.25, val_strategy="earliest", shift_holdout=0.2, seed=seed
+        )
         made.append(
             train(tiny_dataset_csv, out / f"seed{seed}", cfg, console=Console(quiet=True)).package_dir
         )
@@ -134,6 +137,90 @@ def test_members_validated_on_another_hold_out_are_refused(
     with pytest.raises(DataError, match="another hold-out"):
         build_ensemble([members[0], tiny_run.package_dir], tiny_dataset_csv, tmp_path / "e", version="1")
     assert not (tmp_path / "e").exists()  # refused before anything was written
+
+
+def _shift_evaluations(package: Path) -> list[dict]:
+    return [
+        e
+        for key, e in ModelPackage.open(package).manifest.evaluations.items()
+        if key.endswith("/shift-holdout")
+    ]
+
+
+def test_the_shift_hold_out_is_scored_once_and_rescored_alike(
+    tiny_dataset_csv: Path, members: list[Path], tmp_path: Path
+) -> None:
+    """Training held the latest patients out of everything, scored the package there once, and
+    `cxr evaluate --split shift-holdout` recomputes the same images from the package's config."""
+    from typer.testing import CliRunner
+
+    from cxr_pneumonia.cli import app
+    from cxr_pneumonia.data.catalog import read_manifest_csv
+    from cxr_pneumonia.data.splits import assert_patient_disjoint
+    from cxr_pneumonia.training.ensemble import build_ensemble
+
+    split = json.loads((members[0].parent / "split.json").read_text())
+    by_path = {r.path: r for r in read_manifest_csv(members[0].parent / "manifest.csv").rows}
+    sides = [[by_path[p] for p in split[side]] for side in ("train", "val", "shift_holdout")]
+    assert all(sides)
+    assert_patient_disjoint(*sides)
+    (recorded,) = _shift_evaluations(members[0])
+    assert recorded["images"] == len(sides[2]) and recorded["split"] == "shift-holdout"
+    assert ModelPackage.open(members[0]).manifest.training["split_counts"]["shift_holdout"]["images"] == len(
+        sides[2]
+    )
+
+    args = [
+        "evaluate",
+        "--model",
+        str(members[0]),
+        "--data",
+        str(tiny_dataset_csv),
+        "--split",
+        "shift-holdout",
+    ]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.output[result.output.index("{") :])
+    assert again["images"] == recorded["images"]
+    assert again["pneumonia"]["auroc"] == pytest.approx(recorded["pneumonia"]["auroc"])
+
+    built = build_ensemble(members, tiny_dataset_csv, tmp_path / "e", version="9.2.0")
+    (ensemble_shift,) = _shift_evaluations(tmp_path / "e")
+    assert ensemble_shift["images"] == recorded["images"]
+    assert ensemble_shift["model_digest"] == built.digest
+    assert "shift hold-out" in (tmp_path / "e" / "MODEL_CARD.md").read_text()
+
+
+def test_members_with_another_shift_hold_out_are_refused(tiny_dataset_csv: Path) -> None:
+    """One member trained on images the other holds out: the ensemble would have no hold-out."""
+    from cxr_pneumonia.data.catalog import scan
+    from cxr_pneumonia.training.config import TrainConfig
+    from cxr_pneumonia.training.ensemble import _shared_split
+
+    same = {"val_fraction": 0.25, "val_strategy": "earliest"}
+    configs = [TrainConfig(shift_holdout=0.2, **same), TrainConfig(**same)]
+    with pytest.raises(DataError, match="another shift hold-out"):
+        _shared_split(scan(tiny_dataset_csv, verify=False), configs)
+
+
+def test_a_package_without_a_shift_hold_out_cannot_be_scored_on_one(
+    tiny_dataset_csv: Path, tiny_run, members: list[Path], kermany: Path, tmp_path: Path
+) -> None:
+    from tiny_dataset import write_tiny_csv
+    from typer.testing import CliRunner
+
+    from cxr_pneumonia.cli import app
+
+    def evaluate(model: Path, data: Path) -> str:
+        args = ["evaluate", "--model", str(model), "--data", str(data), "--split", "shift-holdout"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        return " ".join(result.output.split())
+
+    assert "was trained without a shift hold-out" in evaluate(tiny_run.package_dir, tiny_dataset_csv)
+    other = write_tiny_csv(kermany, tmp_path / "other.csv", per_class=10)
+    assert "cannot be recomputed" in evaluate(members[0], other)
 
 
 def test_members_of_another_dataset_version_are_refused(

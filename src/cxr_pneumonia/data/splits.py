@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import islice
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ..errors import DataError
 from .catalog import ManifestRow
 
 
@@ -44,6 +46,44 @@ def patient_split(
     return train, val
 
 
+@dataclass(frozen=True)
+class Holdouts:
+    """A training run's patient-disjoint sides of the non-test data."""
+
+    train: list[ManifestRow]
+    val: list[ManifestRow]  # everything after training is fitted here
+    shift: list[ManifestRow]  # nothing is fitted here: a second acquisition period (may be empty)
+
+
+def training_holdouts(
+    rows: list[ManifestRow], val_strategy: str, val_fraction: float, seed: int, shift_holdout: float = 0.0
+) -> Holdouts:
+    """Split the non-test rows as a training config says (test rows are dropped here, never read):
+    validation as ``val_strategy`` makes it (a split column's ``val`` rows win), then, when
+    ``shift_holdout`` > 0, the latest patients of what is left.
+
+    Validation is made first, exactly as before shift hold-outs existed, so a run with one validates on
+    the same images as a run without (their validation scores compare); no model of the config has
+    trained on the shift hold-out."""
+    rows = [r for r in rows if r.split in (None, "train", "val")]
+    given_val = [r for r in rows if r.split == "val"]
+    if given_val:
+        train, val = [r for r in rows if r.split != "val"], given_val
+    elif val_strategy == "earliest":
+        train, val = earliest_patients_split(rows, val_fraction)
+    elif val_strategy == "random":
+        train, val = patient_split(rows, val_fraction, seed)
+    else:
+        raise DataError(f"unknown val_strategy {val_strategy!r} (random or earliest)", code="bad_config")
+    shift: list[ManifestRow] = []
+    if shift_holdout:
+        if not 0.0 < shift_holdout < 1.0:
+            raise DataError(f"shift_holdout must be between 0 and 1, not {shift_holdout}", code="bad_config")
+        train, shift = latest_patients_split(train, shift_holdout)
+    assert_patient_disjoint(train, val, shift)
+    return Holdouts(train, val, shift)
+
+
 def earliest_patients_split(
     rows: list[ManifestRow], val_fraction: float = 0.15
 ) -> tuple[list[ManifestRow], list[ManifestRow]]:
@@ -57,26 +97,41 @@ def earliest_patients_split(
     AUROC saturates at 0.999); the train patients whose ids lie next to test's are the closest
     stand-in for it that does not read the test split. Deterministic: no seed.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError("val_fraction must be between 0 and 1")
+    return _period_split(rows, val_fraction, latest=False)
+
+
+def latest_patients_split(
+    rows: list[ManifestRow], fraction: float
+) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """(rest, held out): the *latest* patients of every (stratum, id series), ``fraction`` of each
+    group's images. With the earliest hold-out beside it, a second acquisition period that nothing was
+    fitted on: what a calibration fitted on one period does on another (docs/training.md)."""
+    return _period_split(rows, fraction, latest=True)
+
+
+def _period_split(
+    rows: list[ManifestRow], fraction: float, latest: bool
+) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    if not 0.0 < fraction < 1.0:
+        raise ValueError("the held-out fraction must be between 0 and 1")
     images_by_group: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for row in rows:
         images_by_group[(stratum(row), _series(row.patient_id))][row.patient_id] += 1
-    val_patients: set[str] = set()
+    held_patients: set[str] = set()
     for images in images_by_group.values():
-        # earliest patients first, until the group's share of *images* is reached (early Kermany
-        # patients have more images each, so a share of patients would take too many images)
-        wanted, taken = val_fraction * sum(images.values()), 0
-        for patient in sorted(images, key=_id_number):
+        # patients in acquisition order (or its reverse), until the group's share of *images* is
+        # reached (early Kermany patients have more images each, so a share of patients would take
+        # too many images)
+        wanted, taken = fraction * sum(images.values()), 0
+        for patient in sorted(images, key=_id_number, reverse=latest):
             if taken >= wanted:
                 break
-            val_patients.add(patient)
+            held_patients.add(patient)
             taken += images[patient]
-    val_set = {i for i, r in enumerate(rows) if r.patient_id in val_patients}
-    _keep_identical_images_together(rows, val_set)
-    train = [r for i, r in enumerate(rows) if i not in val_set]
-    val = [r for i, r in enumerate(rows) if i in val_set]
-    return train, val
+    held = {i for i, r in enumerate(rows) if r.patient_id in held_patients}
+    _keep_identical_images_together(rows, held)
+    rest = [r for i, r in enumerate(rows) if i not in held]
+    return rest, [r for i, r in enumerate(rows) if i in held]
 
 
 def acquisition_halves(patient_ids: Sequence[str]) -> list[int]:

@@ -84,13 +84,22 @@ def render_card(manifest: PackageManifest) -> str:
             else f"train split **by patient** (stratified, seed {cfg.get('seed', '?')}); the official test split was used"
         ),
         "only for the report below, never for choosing the model, threshold, temperature or quantile.",
+        *(
+            [
+                f"The latest patients of every class and id series ({_pct(cfg['shift_holdout'])} of what validation"
+                " left) were held out from training and from every fit: the shift hold-out, a second acquisition"
+                " period scored once after packaging (`--split shift-holdout`)."
+            ]
+            if cfg.get("shift_holdout")
+            else []
+        ),
         *_dvc_lines(training.get("dataset_dvc")),
         "",
         "| side | images | patients | normal | bacterial | viral |",
         "|---|---|---|---|---|---|",
     ]
-    for side in ("train", "val"):
-        c = counts.get(side, {})
+    for side in [s for s in ("train", "val", "shift_holdout") if s in counts]:
+        c = counts[side]
         lines.append(
             f"| {side} | {c.get('images', '?')} | {c.get('patients', '?')} | {c.get('normal', 0)} | "
             f"{c.get('bacterial', 0)} | {c.get('viral', 0)} |"

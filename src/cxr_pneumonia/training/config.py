@@ -39,6 +39,10 @@ class TrainConfig:
     # "random": a seeded, stratified patient split; "earliest": the earliest patient ids of every
     # series (data.splits.earliest_patients_split; docs/training.md says why).
     val_strategy: str = "random"
+    # >0: also hold out the *latest* patients of every (class, series), this share of the images left
+    # after validation, from training and from every fit: a second acquisition period, scored once the
+    # package is built (`cxr evaluate --split shift-holdout`). 0: none (every run before 2.5.0).
+    shift_holdout: float = 0.0
     # >0: validate, keep and export an exponential moving average of the weights (decay per step).
     ema_decay: float = 0.0
     seed: int = 20261122

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..data.catalog import scan
 from ..data.labels import class_index
-from ..data.splits import counts
 from ..errors import DataError
 from ..imaging import load
 from ..imaging.preprocess import PreprocessSpec, to_model_input
@@ -32,9 +31,10 @@ from ..models.network import BackboneInfo
 from ..models.quantize import CALIBRATIONS, describe, quantize_graph
 from ..package import ONNX_NAME, ModelPackage, PackageManifest
 from .config import TrainConfig
+from .evaluate import record_shift_holdout
 from .ood import served_outputs
 from .package_writer import PackageInputs, finish_package
-from .run import fit_on_validation, split_for_training
+from .run import fit_on_validation, holdouts_for, rows_to_fit, split_counts
 
 log = logging.getLogger(__name__)
 COMBINATION = (
@@ -77,7 +77,7 @@ def build_ensemble(
             code="dataset_mismatch",
         )
     configs = [TrainConfig.from_dict(p.manifest.training["config"]) for p in packages]
-    train_rows, val_rows = _shared_split(manifest, configs)
+    train_rows, val_rows, shift_rows = _shared_split(manifest, configs)
     cfg = replace(configs[0], name=name or packages[0].manifest.name, version=version)
     spec = packages[0].manifest.preprocess
 
@@ -117,7 +117,7 @@ def build_ensemble(
         pretrained=True,
         weights_source="its members' trained weights, unchanged; training.ensemble lists them",
     )
-    return finish_package(
+    built = finish_package(
         PackageInputs(
             model=None,
             cfg=cfg,
@@ -127,7 +127,7 @@ def build_ensemble(
             dataset_version=manifest.version_id,
             history=[],
             best_epoch=0,
-            split_counts={"train": counts(train_rows), "val": counts(val_rows)},
+            split_counts=split_counts(train_rows, val_rows, shift_rows),
             parity_images=np.empty(0),
             data_source=str(data),
             ood_train=train_paths,
@@ -142,6 +142,10 @@ def build_ensemble(
         out_dir,
         parity,
     )
+    if cfg.shift_holdout:  # scored once, after everything is fitted on validation
+        record_shift_holdout(out_dir, data)
+        built = ModelPackage.open(out_dir).manifest
+    return built
 
 
 def _model_input(path: Path, spec: PreprocessSpec) -> np.ndarray:
@@ -197,9 +201,12 @@ def _check_same_contract(packages: Sequence[ModelPackage]) -> None:
                 raise DataError(f"{m.model_id} and {first.model_id} differ in {what}", code="members_differ")
 
 
-def _shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[Any], list[Any]]:
-    """The training and validation rows every member was trained and selected with (the same for all)."""
-    splits = [split_for_training(manifest, cfg) for cfg in configs]
+def _shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The training, validation and shift hold-out rows every member was trained, selected and not
+    trained with (the same for all)."""
+    sides = [holdouts_for(manifest, cfg) for cfg in configs]
+    splits = [rows_to_fit(s, cfg) for s, cfg in zip(sides, configs, strict=True)]
+    shifts = [{r.path for r in s.shift} for s in sides]
     first_val = {r.path for r in splits[0][1]}
     for i, (_, val_rows) in enumerate(splits[1:], start=1):
         if {r.path for r in val_rows} != first_val:
@@ -208,7 +215,13 @@ def _shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[A
                 "fitted on images a member was trained on",
                 code="members_differ",
             )
-    return splits[0]
+        if shifts[i] != shifts[0]:
+            raise DataError(
+                f"member {i} has another shift hold-out than member 0: one of them trained on images "
+                "the other holds out, so the ensemble would have no hold-out of its own",
+                code="members_differ",
+            )
+    return splits[0][0], splits[0][1], sides[0].shift
 
 
 def _ensemble_record(packages: Sequence[ModelPackage], parity: float) -> dict[str, Any]:

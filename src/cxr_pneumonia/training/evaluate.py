@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data.catalog import Manifest, ManifestRow, scan
+from ..data.splits import training_holdouts
 from ..errors import DataError, InputError, RejectedImage
 from ..imaging import load
 from ..imaging.preprocess import to_model_input
@@ -153,6 +154,36 @@ def metrics_for(predictor: Predictor, items: list[ScoredImage]) -> dict[str, Any
     return report
 
 
+SHIFT_HOLDOUT = "shift-holdout"  # the split name: the package's own second hold-out (docs/training.md)
+
+
+def shift_holdout_rows(predictor: Predictor, manifest: Manifest) -> list[ManifestRow]:
+    """The latest-patients hold-out of the data the package was trained on, recomputed from its training
+    config: no model of that config trained on it, and nothing after training was fitted on it."""
+    training = predictor.package.manifest.training
+    config = training.get("config") or {}
+    fraction = float(config.get("shift_holdout") or 0.0)
+    model = predictor.model_ref.model_id
+    if not fraction:
+        raise DataError(
+            f"{model} was trained without a shift hold-out (shift_holdout: 0)", code="no_shift_holdout"
+        )
+    if training.get("dataset_version") != manifest.version_id:
+        raise DataError(
+            f"{model} was trained on dataset version {training.get('dataset_version')}; this data is "
+            f"{manifest.version_id}, so its shift hold-out cannot be recomputed from it",
+            code="dataset_mismatch",
+        )
+    sides = training_holdouts(
+        manifest.rows,
+        str(config.get("val_strategy", "random")),
+        float(config.get("val_fraction", 0.15)),
+        int(config.get("seed", 0)),
+        fraction,
+    )
+    return sides.shift
+
+
 def evaluate(
     predictor: Predictor,
     data: Path,
@@ -161,11 +192,14 @@ def evaluate(
 ) -> tuple[dict[str, Any], list[ScoredImage]]:
     manifest = scan(data, verify=False)
     split_note = None
-    if split not in (None, "all") and not any(r.split for r in manifest.rows):
+    if split not in (None, "all", SHIFT_HOLDOUT) and not any(r.split for r in manifest.rows):
         # A CSV of path,label (a site's own data) has no split column: every row is evaluated.
         split_note = f"the data has no split column, so every row was evaluated (not only {split!r})"
         split = "all"
-    rows = manifest.rows if split in (None, "all") else manifest.select(split)
+    if split == SHIFT_HOLDOUT:
+        rows = shift_holdout_rows(predictor, manifest)
+    else:
+        rows = manifest.rows if split in (None, "all") else manifest.select(split)
     if not rows:
         raise DataError(f"no images in split {split!r} of {data}", code="data_empty")
     total = len(rows)
@@ -194,6 +228,11 @@ def evaluate(
     }
     if split_note:
         report["split_note"] = split_note
+    if split == SHIFT_HOLDOUT:
+        report["note"] = (
+            "the shift hold-out: the latest patients of every class and id series of the training data, held out"
+            " from training and from every fit"
+        )
     if accepted and len(accepted) < len([i for i in items if i.probs is not None]):
         report["accepted_only"] = {
             k: v for k, v in metrics_for(predictor, accepted).items() if k in ("pneumonia", "subtype")
@@ -226,6 +265,17 @@ def write_outputs(report: dict[str, Any], items: list[ScoredImage], out_dir: Pat
 def evaluation_key(report: dict[str, Any]) -> str:
     """Evaluations are kept per dataset version and split: ``<dataset_version>/<split>``."""
     return f"{report['dataset_version']}/{report.get('split') or 'all'}"
+
+
+def record_shift_holdout(package_dir: Path, data: Path) -> dict[str, Any]:
+    """Evaluate a freshly written package on its shift hold-out and record it (training and
+    `cxr ensemble` do this once, for a config with ``shift_holdout``): the report."""
+    predictor = Predictor.from_package(package_dir)
+    report, _ = evaluate(predictor, data, SHIFT_HOLDOUT)
+    record_in_package(
+        package_dir, report, f"cxr evaluate --model {package_dir} --data {data} --split {SHIFT_HOLDOUT}"
+    )
+    return report
 
 
 def record_in_package(package_dir: Path, report: dict[str, Any], command: str) -> None:

@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from ..data.catalog import Manifest, scan
 from ..data.dataset import XRayTensorDataset, build_augment, decode_rows
 from ..data.labels import CLASSES
-from ..data.splits import assert_patient_disjoint, counts, earliest_patients_split, patient_split
+from ..data.splits import Holdouts, counts, training_holdouts
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import BackboneInfo, build_model
@@ -37,6 +37,7 @@ from . import distributed
 from .calibration import fit_decision_rule
 from .config import TrainConfig
 from .distributed import SINGLE, Ranks
+from .evaluate import record_shift_holdout
 from .loop import (
     EpochRecord,
     TrainState,
@@ -64,25 +65,24 @@ class TrainResult:
     rank: int = 0  # under torchrun: only rank 0's package_dir exists
 
 
+def holdouts_for(manifest: Manifest, cfg: TrainConfig) -> Holdouts:
+    """Training, validation and shift hold-out rows of a config, from the dataset's non-test rows."""
+    return training_holdouts(manifest.rows, cfg.val_strategy, cfg.val_fraction, cfg.seed, cfg.shift_holdout)
+
+
 def split_for_training(manifest: Manifest, cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
-    """Training and validation rows. The test split is never touched here."""
-    rows = [r for r in manifest.rows if r.split in (None, "train", "val")]
-    given_val = [r for r in rows if r.split == "val"]
-    if given_val:
-        train_rows = [r for r in rows if r.split != "val"]
-        val_rows = given_val
-    elif cfg.val_strategy == "earliest":
-        train_rows, val_rows = earliest_patients_split(rows, cfg.val_fraction)
-    elif cfg.val_strategy == "random":
-        train_rows, val_rows = patient_split(rows, cfg.val_fraction, cfg.seed)
-    else:
-        raise DataError(f"unknown val_strategy {cfg.val_strategy!r} (random or earliest)", code="bad_config")
+    """Training and validation rows. The test split and the shift hold-out are never touched here."""
+    return rows_to_fit(holdouts_for(manifest, cfg), cfg)
+
+
+def rows_to_fit(sides: Holdouts, cfg: TrainConfig) -> tuple[list[Any], list[Any]]:
+    """The training and validation rows of ``sides`` a run uses (``max_images`` samples both)."""
+    train_rows, val_rows = sides.train, sides.val
     if cfg.max_images and len(train_rows) > cfg.max_images:
         rng = np.random.default_rng(cfg.seed)
         keep = sorted(rng.choice(len(train_rows), cfg.max_images, replace=False).tolist())
         train_rows = [train_rows[i] for i in keep]
         val_rows = _stratified_head(val_rows, max(8, cfg.max_images // 4), cfg.seed)
-    assert_patient_disjoint(train_rows, val_rows)
     if not train_rows or not val_rows:
         raise DataError("training needs images on both the train and validation sides", code="data_empty")
     return train_rows, val_rows
@@ -130,6 +130,7 @@ class PreparedData:
     spec: PreprocessSpec
     train_images: Any
     val_images: Any
+    shift_rows: list[Any] = field(default_factory=list)  # held out from everything (cfg.shift_holdout)
 
 
 @dataclass
@@ -160,7 +161,8 @@ def prepare_data(data: Path, cfg: TrainConfig, progress: Progress) -> PreparedDa
     """Catalogue, split by patient (train/validation only) and decode once, as serving preprocesses."""
     scan_task = progress.add_task("cataloguing", total=None, info="")
     manifest = scan(data, progress=lambda i, n: progress.update(scan_task, completed=i, total=n))
-    train_rows, val_rows = split_for_training(manifest, cfg)
+    sides = holdouts_for(manifest, cfg)
+    train_rows, val_rows = rows_to_fit(sides, cfg)
     spec = PreprocessSpec(size=cfg.image_size, intensity=cfg.intensity)
     decode_task = progress.add_task("decoding", total=len(train_rows) + len(val_rows), info="")
     train_images = decode_rows(
@@ -169,7 +171,7 @@ def prepare_data(data: Path, cfg: TrainConfig, progress: Progress) -> PreparedDa
     val_images = decode_rows(
         manifest, val_rows, spec, lambda i: progress.update(decode_task, completed=len(train_rows) + i)
     )
-    return PreparedData(manifest, train_rows, val_rows, spec, train_images, val_images)
+    return PreparedData(manifest, train_rows, val_rows, spec, train_images, val_images, sides.shift)
 
 
 def write_data_record(prepared: PreparedData, out_dir: Path) -> None:
@@ -178,17 +180,22 @@ def write_data_record(prepared: PreparedData, out_dir: Path) -> None:
     manifest.write_csv(out_dir / "manifest.csv")
     (out_dir / "split.json").write_text(
         json.dumps(
-            {"train": [r.path for r in prepared.train_rows], "val": [r.path for r in prepared.val_rows]},
+            {
+                "train": [r.path for r in prepared.train_rows],
+                "val": [r.path for r in prepared.val_rows],
+                "shift_holdout": [r.path for r in prepared.shift_rows],
+            },
             indent=0,
         )
     )
     (out_dir / "dataset.json").write_text(json.dumps(dataset_record(manifest), indent=1))
     log.info(
-        "dataset %s%s: train %s, val %s",
+        "dataset %s%s: train %s, val %s, shift hold-out %s",
         manifest.version_id,
         f" (DVC {manifest.dvc.md5} at git {manifest.dvc.git_revision})" if manifest.dvc else "",
         counts(prepared.train_rows),
         counts(prepared.val_rows),
+        counts(prepared.shift_rows),
     )
 
 
@@ -331,7 +338,7 @@ def _train(
             dataset_version=manifest.version_id,
             history=state.history,
             best_epoch=state.best_epoch,
-            split_counts={"train": counts(train_rows), "val": counts(val_rows)},
+            split_counts=split_counts(train_rows, val_rows, prepared.shift_rows),
             parity_images=parity_images,
             data_source=str(data),
             ood_train=[manifest.absolute(r) for r in train_rows],
@@ -342,10 +349,21 @@ def _train(
         ),
         package_dir,
     )
+    if cfg.shift_holdout:  # scored once, after everything is fitted: nothing is chosen on it here
+        shift = record_shift_holdout(package_dir, data)
+        log.info("shift hold-out (%d images): %s", shift["images"], json.dumps(shift["pneumonia"]))
     tracker.log_metrics({f"final_{k}": v for k, v in fitted["metrics"].items() if isinstance(v, float)})
     tracker.finish(package_dir, state.history)
     console.print(f"[green]Model package written to {package_dir}")
     return TrainResult(out_dir, package_dir, state.best_epoch, _best_auroc(state))
+
+
+def split_counts(train_rows: list[Any], val_rows: list[Any], shift_rows: list[Any]) -> dict[str, Any]:
+    """The package's record of its sides (the shift hold-out only where there is one)."""
+    sides = {"train": counts(train_rows), "val": counts(val_rows)}
+    if shift_rows:
+        sides["shift_holdout"] = counts(shift_rows)
+    return sides
 
 
 def _best_auroc(state: TrainState) -> float:
