@@ -35,8 +35,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Two workers, whole test files each (--dist loadfile: a file's module fixtures and servers start once):
+# most of the suite waits on servers and subprocesses, so two workers share two cores well.
+# One process: make test PYTEST_WORKERS=0
+PYTEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests benchmarks
