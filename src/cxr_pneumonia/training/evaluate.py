@@ -174,11 +174,13 @@ def shift_holdout_rows(predictor: Predictor, manifest: Manifest) -> list[Manifes
             f"{manifest.version_id}, so its shift hold-out cannot be recomputed from it",
             code="dataset_mismatch",
         )
+    # A config with a shift hold-out was recorded whole (TrainConfig, all fields), so no default is
+    # guessed here: a guess that differed from TrainConfig's would recompute another hold-out.
     sides = training_holdouts(
         manifest.rows,
-        str(config.get("val_strategy", "random")),
-        float(config.get("val_fraction", 0.15)),
-        int(config.get("seed", 0)),
+        str(config["val_strategy"]),
+        float(config["val_fraction"]),
+        int(config["seed"]),
         fraction,
     )
     return sides.shift
