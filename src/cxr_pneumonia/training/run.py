@@ -27,7 +27,7 @@ from rich.progress import (
 from torch.utils.data import DataLoader
 
 from ..data.catalog import Manifest, scan
-from ..data.dataset import XRayTensorDataset, build_augment, decode_rows
+from ..data.dataset import XRayTensorDataset, build_augment, build_reframe, decode_rows
 from ..data.labels import CLASSES
 from ..data.splits import Holdouts, counts, training_holdouts
 from ..errors import DataError
@@ -223,7 +223,11 @@ def fit(
     seed_everything(cfg.seed)
     train_rows, val_rows, spec = prepared.train_rows, prepared.val_rows, prepared.spec
     train_ds = XRayTensorDataset(
-        prepared.train_images, train_rows, spec, augment=build_augment(cfg.augment, cfg.image_size)
+        prepared.train_images,
+        train_rows,
+        spec,
+        augment=build_augment(cfg.augment, cfg.image_size),
+        reframe=build_reframe(cfg.augment, spec),
     )
     val_ds = XRayTensorDataset(prepared.val_images, val_rows, spec)
     train_loader = distributed.train_loader(train_ds, cfg.batch_size, cfg.seed, ranks)
