@@ -17,6 +17,11 @@ model.json (so the comparison still runs after the run folder is gone).
 refitted on the same images: whether an ensemble of them would pay, before anyone builds one.
 (2.2.0 is in git history: `git archive 3ddde11 models/cxr-effnet-lite0-v22 | tar -x -C /tmp`.)
 
+--reframe AREA also scores every package on the same images centre-cropped to AREA of their area
+before they are served (a tight framing, as the Kermany test split's earliest normals have and the
+training normals rarely do): what the package's threshold does to specificity and sensitivity when
+only the framing changes (docs/training.md, "Framing is not a finding").
+
 Writes benchmarks/results/validation_compare.json.
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ import numpy as np
 
 from cxr_pneumonia.data.catalog import Manifest, ManifestRow, scan
 from cxr_pneumonia.data.labels import class_index
+from cxr_pneumonia.imaging.xray import XRay
 from cxr_pneumonia.inference.predictor import Predictor
 from cxr_pneumonia.package import ModelPackage
 from cxr_pneumonia.training.calibration import (
@@ -43,6 +50,7 @@ from cxr_pneumonia.training.calibration import (
 from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
+from cxr_pneumonia.training.probes import centre_crop
 from cxr_pneumonia.training.run import split_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +76,33 @@ def validation_rows(
 
 
 def package_logits(
-    package: Path, manifest: Manifest, rows: list[ManifestRow]
-) -> tuple[Predictor, np.ndarray]:
+    predictor: Predictor,
+    manifest: Manifest,
+    rows: list[ManifestRow],
+    adjust: Callable[[XRay], XRay] | None = None,
+) -> np.ndarray:
     """The package's raw logits on ``rows``, in their order (every validation image must score)."""
-    predictor = Predictor.from_package(package)
-    items = list(score_rows(predictor, manifest, rows))
+    package = predictor.model_ref.version
+    items = list(score_rows(predictor, manifest, rows, adjust=adjust))
     missing = [i.row.path for i in items if i.logits is None]
     if missing:
         raise SystemExit(f"{package}: {len(missing)} validation images did not score, e.g. {missing[0]}")
     by_path = {i.row.path: i.logits for i in items}
-    return predictor, np.stack([by_path[r.path] for r in rows]).astype(np.float64)
+    return np.stack([by_path[r.path] for r in rows]).astype(np.float64)
+
+
+def at_threshold(
+    logits: np.ndarray, targets: np.ndarray, temperature: float, threshold: float
+) -> dict[str, Any]:
+    """Specificity and sensitivity at the package's own threshold, and the normals' mean p(pneumonia)."""
+    p = p_pneumonia(probabilities(logits, temperature))
+    normal = targets == 0
+    return {
+        "threshold": threshold,
+        "specificity": float(np.mean(p[normal] < threshold)),
+        "sensitivity": float(np.mean(p[~normal] >= threshold)),
+        "normal_mean_p_pneumonia": float(np.mean(p[normal])),
+    }
 
 
 def scores(logits: np.ndarray, targets: np.ndarray, temperature: float) -> dict[str, Any]:
@@ -107,21 +132,31 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kermany")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--ensemble", action="store_true", help="also score the mean of their scaled logits")
+    parser.add_argument(
+        "--reframe", type=float, default=None, help="also score the images centre-cropped to this area share"
+    )
     args = parser.parse_args()
     manifest, rows = validation_rows(args.data, args.split, args.models[0])
     targets = np.array([class_index(r.label, r.subtype) for r in rows])
     result: dict[str, Any] = {"split": str(args.split or f"hold-out of {args.models[0]}"), "models": []}
     scaled = []
     for package in args.models:
-        predictor, logits = package_logits(package, manifest, rows)
-        temperature = predictor.calibration.temperature
+        predictor = Predictor.from_package(package)
+        logits = package_logits(predictor, manifest, rows)
+        calibration = predictor.calibration
         ref = {
             "package": str(package),
             "version": predictor.model_ref.version,
             "digest": predictor.model_ref.digest,
         }
-        result["models"].append(ref | scores(logits, targets, temperature))
-        scaled.append(logits / temperature)
+        entry = ref | scores(logits, targets, calibration.temperature)
+        entry |= at_threshold(logits, targets, calibration.temperature, calibration.threshold)
+        if args.reframe is not None:
+            framed = package_logits(predictor, manifest, rows, adjust=centre_crop(args.reframe))
+            entry["reframed"] = {"area": args.reframe} | scores(framed, targets, calibration.temperature)
+            entry["reframed"] |= at_threshold(framed, targets, calibration.temperature, calibration.threshold)
+        result["models"].append(entry)
+        scaled.append(logits / calibration.temperature)
     if args.ensemble:
         mean = np.mean(scaled, axis=0)
         result["ensemble"] = {"members": [m["version"] for m in result["models"]]} | scores(

@@ -20,6 +20,7 @@ from ..data.splits import training_holdouts
 from ..errors import DataError, InputError, RejectedImage
 from ..imaging import load
 from ..imaging.preprocess import to_model_input
+from ..imaging.xray import XRay
 from ..inference.predictor import Predictor
 from ..inference.quality import check_image
 from .calibration import expected_calibration_error, reliability_bins
@@ -43,7 +44,10 @@ def score_rows(
     rows: list[ManifestRow],
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
+    adjust: Callable[[XRay], XRay] | None = None,
 ) -> list[ScoredImage]:
+    """Score every row through the package; ``adjust`` (probes such as a reframing) changes each
+    decoded radiograph before the quality gate and preprocessing see it."""
     scored: list[ScoredImage] = []
     pending: list[tuple[ScoredImage, np.ndarray]] = []
 
@@ -66,6 +70,8 @@ def score_rows(
         except InputError as exc:
             item.error = exc.code
         else:
+            if adjust is not None:
+                xray = adjust(xray)
             try:
                 check_image(xray, predictor.min_side)
             except RejectedImage as exc:
