@@ -1,4 +1,4 @@
-"""Reframing normals (augment.normal_reframe_probability): tight framing stops predicting the class."""
+"""Reframing (augment.*_reframe_probability): tight framing stops predicting the class."""
 
 from __future__ import annotations
 
@@ -29,9 +29,7 @@ def test_no_reframing_unless_configured() -> None:
 
 
 def test_only_normals_are_reframed() -> None:
-    reframe = build_reframe(
-        AugmentConfig(normal_reframe_probability=1.0, normal_reframe_scale=(0.3, 0.4)), SPEC
-    )
+    reframe = build_reframe(AugmentConfig(normal_reframe_probability=1.0, reframe_scale=(0.3, 0.4)), SPEC)
     assert reframe is not None
     unit = _framed_chest()
     for target in (1, 2):
@@ -42,6 +40,17 @@ def test_only_normals_are_reframed() -> None:
     # crops of at most 40% of the area, resized back, leave on average far less dark background
     dark = float(np.mean([(f < 0.05).float().mean().item() for f in framed]))
     assert dark < 0.6 * (unit < 0.05).float().mean().item()
+
+
+def test_pneumonia_is_reframed_at_its_own_probability() -> None:
+    cfg = AugmentConfig(pneumonia_reframe_probability=1.0, reframe_scale=(0.3, 0.4))
+    reframe = build_reframe(cfg, SPEC)
+    assert reframe is not None
+    unit = _framed_chest()
+    assert torch.equal(reframe(unit, 0), unit)  # normals: probability 0
+    torch.manual_seed(1)
+    for target in (1, 2):
+        assert not torch.equal(reframe(unit, target), unit)
 
 
 def test_reframed_equalised_input_is_equalised_again() -> None:
@@ -79,7 +88,10 @@ def test_the_training_dataset_applies_it_by_target() -> None:
 
 
 def test_config_round_trips_the_reframe_keys(tmp_path: Path) -> None:
-    cfg = TrainConfig(augment=AugmentConfig(normal_reframe_probability=0.5, normal_reframe_scale=(0.5, 0.8)))
+    augment = AugmentConfig(
+        normal_reframe_probability=0.5, pneumonia_reframe_probability=0.25, reframe_scale=(0.5, 0.8)
+    )
+    cfg = TrainConfig(augment=augment)
     path = tmp_path / "c.yaml"
     cfg.write_yaml(path)
     assert TrainConfig.from_yaml(path) == cfg

@@ -36,18 +36,20 @@ class AugmentConfig:
     gamma: float = 0.0  # gamma drawn log-uniformly in [exp(-g), exp(g)]
     blur_probability: float = 0.0
     noise_std: float = 0.0
-    # Reframing normals (off by default): with this probability a normal image is first cropped to
-    # an area fraction in normal_reframe_scale, so the normal class also holds tightly framed chests
-    # with little dark background. In Kermany's training split 2.4% of normals are framed that tight
-    # (under 1% of pixels below 10/255) against 38% of bacterial cases, so framing alone predicts the
-    # class; this breaks that shortcut (docs/training.md, "Framing is not a finding").
+    # Reframing (off by default): with these probabilities a normal / a pneumonia image is first
+    # cropped to an area fraction in reframe_scale, so both classes hold tightly framed chests with
+    # little dark background. In Kermany's training split 2.4% of normals are framed that tight (under
+    # 1% of pixels below 10/255) against 38% of bacterial cases, so framing alone predicts the class;
+    # reframing normals more often than pneumonia breaks that shortcut (docs/training.md, "Framing is
+    # not a finding").
     normal_reframe_probability: float = 0.0
-    normal_reframe_scale: tuple[float, float] = (0.5, 0.8)
+    pneumonia_reframe_probability: float = 0.0
+    reframe_scale: tuple[float, float] = (0.5, 0.8)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         values = dict(data)
-        for key in ("scale", "crop_scale", "normal_reframe_scale"):
+        for key in ("scale", "crop_scale", "reframe_scale"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -97,20 +99,23 @@ def build_augment(cfg: AugmentConfig, size: int) -> Callable[[torch.Tensor], tor
     return v2.Compose(steps)
 
 
-class ReframeNormals:
-    """With probability p, crop a normal image (class 0) to a random near-square area and resize it
-    back: a tight framing for the class that otherwise rarely has one. Other classes pass through.
+class Reframe:
+    """With a probability for its class, crop an image to a random near-square area and resize it back:
+    tight framing, for the class that otherwise rarely has it (normal: target 0; pneumonia: 1 and 2).
 
     An equalised input is equalised again after the crop: equalisation depends only on the ranks of
     the pixels, so this is what a radiograph framed that tight would have become when served."""
 
-    def __init__(self, probability: float, scale: tuple[float, float], size: int, equalized: bool) -> None:
-        self.probability = probability
+    def __init__(
+        self, normal: float, pneumonia: float, scale: tuple[float, float], size: int, equalized: bool
+    ) -> None:
+        self.normal, self.pneumonia = normal, pneumonia
         self.crop = v2.RandomResizedCrop(size=(size, size), scale=scale, ratio=(0.9, 1.1), antialias=True)
         self.equalized = equalized
 
     def __call__(self, unit: torch.Tensor, target: int) -> torch.Tensor:
-        if target != 0 or torch.rand(()).item() >= self.probability:
+        probability = self.normal if target == 0 else self.pneumonia
+        if probability <= 0 or torch.rand(()).item() >= probability:
             return unit
         framed = self.crop(unit).clamp(0.0, 1.0)
         if self.equalized:
@@ -118,12 +123,16 @@ class ReframeNormals:
         return framed
 
 
-def build_reframe(cfg: AugmentConfig, spec: PreprocessSpec) -> ReframeNormals | None:
+def build_reframe(cfg: AugmentConfig, spec: PreprocessSpec) -> Reframe | None:
     """The class-aware first step of training augmentation, or None when the config has none."""
-    if cfg.normal_reframe_probability <= 0:
+    if cfg.normal_reframe_probability <= 0 and cfg.pneumonia_reframe_probability <= 0:
         return None
-    return ReframeNormals(
-        cfg.normal_reframe_probability, cfg.normal_reframe_scale, spec.size, spec.intensity == "equalize"
+    return Reframe(
+        cfg.normal_reframe_probability,
+        cfg.pneumonia_reframe_probability,
+        cfg.reframe_scale,
+        spec.size,
+        spec.intensity == "equalize",
     )
 
 
@@ -155,7 +164,7 @@ class XRayTensorDataset(Dataset[tuple[torch.Tensor, int]]):
         rows: Sequence[ManifestRow],
         spec: PreprocessSpec,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        reframe: ReframeNormals | None = None,
+        reframe: Reframe | None = None,
     ) -> None:
         self.images = images
         self.reframe = reframe

@@ -75,7 +75,7 @@ class TrainConfig:
         data = asdict(self)
         data["augment"]["scale"] = list(self.augment.scale)
         data["augment"]["crop_scale"] = list(self.augment.crop_scale)
-        data["augment"]["normal_reframe_scale"] = list(self.augment.normal_reframe_scale)
+        data["augment"]["reframe_scale"] = list(self.augment.reframe_scale)
         return data
 
     @classmethod
