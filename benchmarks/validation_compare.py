@@ -50,6 +50,7 @@ from cxr_pneumonia.training.calibration import (
 from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
+from cxr_pneumonia.training.metrics import binary_report
 from cxr_pneumonia.training.probes import centre_crop
 from cxr_pneumonia.training.run import split_for_training
 
@@ -82,11 +83,11 @@ def package_logits(
     adjust: Callable[[XRay], XRay] | None = None,
 ) -> np.ndarray:
     """The package's raw logits on ``rows``, in their order (every validation image must score)."""
-    package = predictor.model_ref.version
     items = list(score_rows(predictor, manifest, rows, adjust=adjust))
     missing = [i.row.path for i in items if i.logits is None]
     if missing:
-        raise SystemExit(f"{package}: {len(missing)} validation images did not score, e.g. {missing[0]}")
+        version = predictor.model_ref.version
+        raise SystemExit(f"{version}: {len(missing)} validation images did not score, e.g. {missing[0]}")
     by_path = {i.row.path: i.logits for i in items}
     return np.stack([by_path[r.path] for r in rows]).astype(np.float64)
 
@@ -96,12 +97,12 @@ def at_threshold(
 ) -> dict[str, Any]:
     """Specificity and sensitivity at the package's own threshold, and the normals' mean p(pneumonia)."""
     p = p_pneumonia(probabilities(logits, temperature))
-    normal = targets == 0
+    report = binary_report(targets != 0, p, threshold)  # evaluate's threshold convention (>=)
     return {
         "threshold": threshold,
-        "specificity": float(np.mean(p[normal] < threshold)),
-        "sensitivity": float(np.mean(p[~normal] >= threshold)),
-        "normal_mean_p_pneumonia": float(np.mean(p[normal])),
+        "specificity": report["specificity"],
+        "sensitivity": report["sensitivity"],
+        "normal_mean_p_pneumonia": float(np.mean(p[targets == 0])),
     }
 
 
