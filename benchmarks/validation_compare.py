@@ -22,6 +22,11 @@ before they are served (a tight framing, as the Kermany test split's earliest no
 training normals rarely do): what the package's threshold does to specificity and sensitivity when
 only the framing changes (docs/training.md, "Framing is not a finding").
 
+--stretch KEEP also scores them with only the central KEEP share of their width kept, and then of their
+height (served as a square, the chest looks wider, then taller): Kermany's images were squashed to a
+square from originals of many aspect ratios, so proportions say how an image was acquired, not what it
+shows (docs/training.md, "Proportions are not a finding").
+
 Writes benchmarks/results/validation_compare.json.
 """
 
@@ -51,7 +56,7 @@ from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
 from cxr_pneumonia.training.metrics import binary_report
-from cxr_pneumonia.training.probes import centre_crop
+from cxr_pneumonia.training.probes import centre_crop, stretch
 from cxr_pneumonia.training.run import split_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +141,9 @@ def main() -> None:
     parser.add_argument(
         "--reframe", type=float, default=None, help="also score the images centre-cropped to this area share"
     )
+    parser.add_argument(
+        "--stretch", type=float, default=None, help="also score the images with this share of each axis kept"
+    )
     args = parser.parse_args()
     manifest, rows = validation_rows(args.data, args.split, args.models[0])
     targets = np.array([class_index(r.label, r.subtype) for r in rows])
@@ -156,6 +164,12 @@ def main() -> None:
             framed = package_logits(predictor, manifest, rows, adjust=centre_crop(args.reframe))
             entry["reframed"] = {"area": args.reframe} | scores(framed, targets, calibration.temperature)
             entry["reframed"] |= at_threshold(framed, targets, calibration.temperature, calibration.threshold)
+        if args.stretch is not None:
+            for axis in ("width", "height"):
+                probed = package_logits(predictor, manifest, rows, adjust=stretch(axis, args.stretch))
+                key = f"stretched_{axis}"
+                entry[key] = {"keep": args.stretch} | scores(probed, targets, calibration.temperature)
+                entry[key] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
         result["models"].append(entry)
         scaled.append(logits / calibration.temperature)
     if args.ensemble:

@@ -11,7 +11,7 @@ from cxr_pneumonia.data.catalog import scan
 from cxr_pneumonia.imaging.xray import ImageMeta, XRay
 from cxr_pneumonia.inference.predictor import Predictor
 from cxr_pneumonia.training.evaluate import score_rows
-from cxr_pneumonia.training.probes import centre_crop
+from cxr_pneumonia.training.probes import centre_crop, stretch
 
 
 def _xray(height: int, width: int) -> XRay:
@@ -55,3 +55,15 @@ def test_score_rows_scores_the_adjusted_radiograph(kermany: Path, bundled_model_
     for before, after in zip(plain, framed, strict=True):
         assert after.logits is not None and before.logits is not None
         assert not np.allclose(after.logits, before.logits)
+
+
+def test_stretch_keeps_the_centred_share_of_one_axis() -> None:
+    xray = _xray(100, 80)
+    widened = stretch("width", 0.8)(xray)
+    assert widened.pixels.shape == (100, 64)
+    np.testing.assert_array_equal(widened.pixels, xray.pixels[:, 8:72])
+    assert stretch("height", 0.5)(xray).pixels.shape == (50, 80)
+    with pytest.raises(ValueError):
+        stretch("depth", 0.8)
+    with pytest.raises(ValueError):
+        stretch("width", 0.0)

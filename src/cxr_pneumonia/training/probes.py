@@ -27,3 +27,25 @@ def centre_crop(area: float) -> Callable[[XRay], XRay]:
         return replace(xray, pixels=pixels)
 
     return crop
+
+
+def stretch(axis: str, keep: float) -> Callable[[XRay], XRay]:
+    """Keep the centred ``keep`` share (0 < keep <= 1) of the image along one axis only: served, the
+    image is resized back to a square, so its anatomy is stretched along that axis by ``1 / keep``.
+    ``stretch("width", 0.8)`` asks whether a wider-looking chest moves the answer. Kermany's images were
+    squashed to a square from originals of many aspect ratios, so a chest's proportions in the served
+    image say how it was acquired, not what it shows."""
+    if axis not in ("width", "height"):
+        raise ValueError(f"a stretch is along 'width' or 'height', not {axis!r}")
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"a stretch keeps a share of the axis in (0, 1], not {keep}")
+
+    def crop(xray: XRay) -> XRay:
+        height, width = xray.pixels.shape
+        keep_h = height if axis == "width" else max(1, round(height * keep))
+        keep_w = width if axis == "height" else max(1, round(width * keep))
+        top, left = (height - keep_h) // 2, (width - keep_w) // 2
+        pixels = np.ascontiguousarray(xray.pixels[top : top + keep_h, left : left + keep_w])
+        return replace(xray, pixels=pixels)
+
+    return crop
