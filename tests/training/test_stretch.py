@@ -77,7 +77,9 @@ def test_the_training_dataset_applies_it() -> None:
     class Row:
         label, subtype = "normal", None
 
-    stretcher = build_stretch(AugmentConfig(stretch_probability=1.0, stretch_keep=(0.7, 0.7)), PreprocessSpec(size=64))
+    stretcher = build_stretch(
+        AugmentConfig(stretch_probability=1.0, stretch_keep=(0.7, 0.7)), PreprocessSpec(size=64)
+    )
     dataset = XRayTensorDataset(images, [Row(), Row()], PreprocessSpec(size=64), stretch=stretcher)  # type: ignore[list-item]
     plain = XRayTensorDataset(images, [Row(), Row()], PreprocessSpec(size=64))  # type: ignore[list-item]
     assert not torch.equal(dataset[0][0], plain[0][0])
@@ -86,4 +88,3 @@ def test_the_training_dataset_applies_it() -> None:
 def test_the_config_reads_it() -> None:
     cfg = TrainConfig.from_dict({"augment": {"stretch_probability": 0.5, "stretch_keep": [0.7, 1.0]}})
     assert cfg.augment.stretch_probability == 0.5 and cfg.augment.stretch_keep == (0.7, 1.0)
-
