@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 from ..errors import InputError
-from .dicom import decode_dicom
 from .limits import Limits
 from .memory import decode_slot, release_after
 from .panics import is_native_panic
@@ -63,6 +62,9 @@ def load(source: Source, limits: Limits | None = None) -> XRay:
 def _decode(data: bytes, sha256: str, fmt: str, limits: Limits) -> XRay:
     try:
         if fmt == "dicom":
+            # imported here: pydicom costs ~0.4 s of start-up that a PNG/JPEG `cxr predict` never needs
+            from .dicom import decode_dicom
+
             return decode_dicom(data, sha256, limits)
         if is_raster(fmt):
             return decode_raster(data, sha256, limits)

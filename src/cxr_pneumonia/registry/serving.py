@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,12 +25,14 @@ from ..imaging.limits import Limits
 from ..inference import Predictor
 from ..inference.batcher import MicroBatcher
 from ..inference.cache import ResultCache
-from ..store.facade import Store
 from .cache import Fetched, PackageCache
 from .errors import RegistryUnreachable
 from .reader import RegistryReader, open_reader
 from .shadow import ShadowRunner
 from .uri import ModelURI, parse_model_uri
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads only where a service passes one in
+    from ..store.facade import Store
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from ..errors import CXRError
 from ..inference import Predictor
-from ..store.facade import Store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads only where a service passes one in
+    from ..store.facade import Store
 
 log = logging.getLogger(__name__)
 
