@@ -25,7 +25,8 @@ only the framing changes (docs/training.md, "Framing is not a finding").
 --stretch KEEP also scores them with only the central KEEP share of their width kept, and then of their
 height (served as a square, the chest looks wider, then taller): Kermany's images were squashed to a
 square from originals of many aspect ratios, so proportions say how an image was acquired, not what it
-shows (docs/training.md, "Proportions are not a finding").
+shows; --grain STD with Gaussian noise of that standard deviation added before they are served (a
+noisier acquisition of the same anatomy; docs/training.md, "Proportions and grain are not findings").
 
 Writes benchmarks/results/validation_compare.json.
 """
@@ -56,7 +57,7 @@ from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
 from cxr_pneumonia.training.metrics import binary_report
-from cxr_pneumonia.training.probes import centre_crop, stretch
+from cxr_pneumonia.training.probes import centre_crop, grain, stretch
 from cxr_pneumonia.training.run import split_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,9 @@ def main() -> None:
     parser.add_argument(
         "--stretch", type=float, default=None, help="also score the images with this share of each axis kept"
     )
+    parser.add_argument(
+        "--grain", type=float, default=None, help="also score the images with noise of this std added"
+    )
     args = parser.parse_args()
     manifest, rows = validation_rows(args.data, args.split, args.models[0])
     targets = np.array([class_index(r.label, r.subtype) for r in rows])
@@ -170,6 +174,10 @@ def main() -> None:
                 key = f"stretched_{axis}"
                 entry[key] = {"keep": args.stretch} | scores(probed, targets, calibration.temperature)
                 entry[key] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
+        if args.grain is not None:
+            probed = package_logits(predictor, manifest, rows, adjust=grain(args.grain))
+            entry["grainy"] = {"std": args.grain} | scores(probed, targets, calibration.temperature)
+            entry["grainy"] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
         result["models"].append(entry)
         scaled.append(logits / calibration.temperature)
     if args.ensemble:

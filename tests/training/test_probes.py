@@ -11,7 +11,7 @@ from cxr_pneumonia.data.catalog import scan
 from cxr_pneumonia.imaging.xray import ImageMeta, XRay
 from cxr_pneumonia.inference.predictor import Predictor
 from cxr_pneumonia.training.evaluate import score_rows
-from cxr_pneumonia.training.probes import centre_crop, stretch
+from cxr_pneumonia.training.probes import centre_crop, grain, stretch
 
 
 def _xray(height: int, width: int) -> XRay:
@@ -67,3 +67,14 @@ def test_stretch_keeps_the_centred_share_of_one_axis() -> None:
         stretch("depth", 0.8)
     with pytest.raises(ValueError):
         stretch("width", 0.0)
+
+
+def test_grain_adds_seeded_noise_and_keeps_the_range() -> None:
+    xray = _xray(100, 80)
+    first, again = grain(0.04, seed=1)(xray), grain(0.04, seed=1)(xray)
+    np.testing.assert_array_equal(first.pixels, again.pixels)
+    inside = (xray.pixels > 0.2) & (xray.pixels < 0.8)
+    assert float(np.std((first.pixels - xray.pixels)[inside])) == pytest.approx(0.04, rel=0.1)
+    assert first.pixels.dtype == np.float32 and first.pixels.min() >= 0.0 and first.pixels.max() <= 1.0
+    with pytest.raises(ValueError):
+        grain(-0.1)

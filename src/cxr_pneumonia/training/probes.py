@@ -1,6 +1,7 @@
 """Probes: a changed copy of each radiograph, scored beside the original, to ask one question of a
 model. ``centre_crop`` asks whether the framing alone moves its answer (docs/training.md, "Framing
-is not a finding")."""
+is not a finding"); ``stretch`` the proportions and ``grain`` the noise ("Proportions and grain are
+not findings")."""
 
 from __future__ import annotations
 
@@ -49,3 +50,18 @@ def stretch(axis: str, keep: float) -> Callable[[XRay], XRay]:
         return replace(xray, pixels=pixels)
 
     return crop
+
+
+def grain(std: float, seed: int = 0) -> Callable[[XRay], XRay]:
+    """Add Gaussian noise of standard deviation ``std`` (seeded, so a probe repeats) to the radiograph
+    before it is served: a noisier acquisition of the same anatomy. ``grain(0.04)`` asks whether grain
+    alone moves the answer (equalisation spreads it over the dark background)."""
+    if std < 0:
+        raise ValueError(f"a grain probe needs a standard deviation >= 0, not {std}")
+    rng = np.random.default_rng(seed)
+
+    def add(xray: XRay) -> XRay:
+        noisy = xray.pixels + rng.normal(0.0, std, xray.pixels.shape)
+        return replace(xray, pixels=np.clip(noisy, 0.0, 1.0).astype(np.float32))
+
+    return add

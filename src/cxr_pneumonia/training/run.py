@@ -27,7 +27,14 @@ from rich.progress import (
 from torch.utils.data import DataLoader
 
 from ..data.catalog import Manifest, scan
-from ..data.dataset import XRayTensorDataset, build_augment, build_reframe, build_stretch, decode_rows
+from ..data.dataset import (
+    XRayTensorDataset,
+    build_augment,
+    build_grain,
+    build_reframe,
+    build_stretch,
+    decode_rows,
+)
 from ..data.labels import CLASSES
 from ..data.splits import Holdouts, counts, training_holdouts
 from ..errors import DataError
@@ -229,6 +236,7 @@ def fit(
         augment=build_augment(cfg.augment, cfg.image_size),
         reframe=build_reframe(cfg.augment, spec),
         stretch=build_stretch(cfg.augment, spec),
+        grain=build_grain(cfg.augment, spec),
     )
     val_ds = XRayTensorDataset(prepared.val_images, val_rows, spec)
     train_loader = distributed.train_loader(train_ds, cfg.batch_size, cfg.seed, ranks)

@@ -1,4 +1,5 @@
-"""Stretching (augment.stretch_probability): a chest's proportions stop telling the classes apart."""
+"""Stretch and grain (augment.stretch_*, grain_*): a chest's proportions and an image's noise stop telling
+the classes apart."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the train extra (PyTorch)")
 
-from cxr_pneumonia.data.dataset import AugmentConfig, XRayTensorDataset, build_stretch  # noqa: E402
+from cxr_pneumonia.data.dataset import AugmentConfig, XRayTensorDataset, build_grain, build_stretch  # noqa: E402
 from cxr_pneumonia.imaging.preprocess import PreprocessSpec, equalize  # noqa: E402
 from cxr_pneumonia.training.config import TrainConfig  # noqa: E402
 
@@ -85,6 +86,49 @@ def test_the_training_dataset_applies_it() -> None:
     assert not torch.equal(dataset[0][0], plain[0][0])
 
 
-def test_the_config_reads_it() -> None:
-    cfg = TrainConfig.from_dict({"augment": {"stretch_probability": 0.5, "stretch_keep": [0.7, 1.0]}})
+def test_the_config_reads_them() -> None:
+    augment = {
+        "stretch_probability": 0.5,
+        "stretch_keep": [0.7, 1.0],
+        "grain_probability": 0.5,
+        "grain_std": [0, 0.05],
+    }
+    cfg = TrainConfig.from_dict({"augment": augment})
     assert cfg.augment.stretch_probability == 0.5 and cfg.augment.stretch_keep == (0.7, 1.0)
+    assert cfg.augment.grain_probability == 0.5 and cfg.augment.grain_std == (0, 0.05)
+
+
+def test_no_grain_unless_configured() -> None:
+    assert build_grain(AugmentConfig(), SPEC) is None
+
+
+def test_grain_adds_noise_of_the_drawn_strength() -> None:
+    grainer = build_grain(
+        AugmentConfig(grain_probability=1.0, grain_std=(0.05, 0.05)), PreprocessSpec(size=64)
+    )
+    assert grainer is not None
+    torch.manual_seed(2)
+    flat = torch.full((1, 64, 64), 0.5)
+    out = grainer(flat)
+    assert out.shape == flat.shape
+    assert float((out - flat).std()) == pytest.approx(0.05, rel=0.1)
+
+
+def test_grain_is_applied_at_its_probability_and_equalised_again() -> None:
+    grainer = build_grain(AugmentConfig(grain_probability=0.5, grain_std=(0.02, 0.05)), SPEC)
+    plain = build_grain(AugmentConfig(grain_probability=0.5, grain_std=(0.02, 0.05)), PreprocessSpec(size=64))
+    assert grainer is not None and plain is not None
+    image = torch.from_numpy(equalize(_box().numpy() + torch.rand((1, 64, 64)).numpy() * 0.1))
+    torch.manual_seed(4)
+    changed = sum(not torch.equal(grainer(image), image) for _ in range(400))
+    assert 160 < changed < 240
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = grainer(image)
+        torch.manual_seed(seed)
+        np.testing.assert_allclose(out.numpy(), equalize(plain(image).numpy()), atol=1e-6)
+
+
+def test_a_bad_grain_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="grain_std"):
+        build_grain(AugmentConfig(grain_probability=1.0, grain_std=(0.05, 0.01)), SPEC)
