@@ -164,20 +164,18 @@ def main() -> None:
         }
         entry = ref | scores(logits, targets, calibration.temperature)
         entry |= at_threshold(logits, targets, calibration.temperature, calibration.threshold)
+        probes: dict[str, tuple[dict[str, float], Callable[[XRay], XRay]]] = {}
         if args.reframe is not None:
-            framed = package_logits(predictor, manifest, rows, adjust=centre_crop(args.reframe))
-            entry["reframed"] = {"area": args.reframe} | scores(framed, targets, calibration.temperature)
-            entry["reframed"] |= at_threshold(framed, targets, calibration.temperature, calibration.threshold)
+            probes["reframed"] = ({"area": args.reframe}, centre_crop(args.reframe))
         if args.stretch is not None:
             for axis in ("width", "height"):
-                probed = package_logits(predictor, manifest, rows, adjust=stretch(axis, args.stretch))
-                key = f"stretched_{axis}"
-                entry[key] = {"keep": args.stretch} | scores(probed, targets, calibration.temperature)
-                entry[key] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
+                probes[f"stretched_{axis}"] = ({"keep": args.stretch}, stretch(axis, args.stretch))
         if args.grain is not None:
-            probed = package_logits(predictor, manifest, rows, adjust=grain(args.grain))
-            entry["grainy"] = {"std": args.grain} | scores(probed, targets, calibration.temperature)
-            entry["grainy"] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
+            probes["grainy"] = ({"std": args.grain}, grain(args.grain))
+        for key, (setting, adjust) in probes.items():
+            probed = package_logits(predictor, manifest, rows, adjust=adjust)
+            entry[key] = setting | scores(probed, targets, calibration.temperature)
+            entry[key] |= at_threshold(probed, targets, calibration.temperature, calibration.threshold)
         result["models"].append(entry)
         scaled.append(logits / calibration.temperature)
     if args.ensemble:
