@@ -14,20 +14,20 @@ import numpy as np
 from ..imaging.xray import XRay
 
 
+def _centred(xray: XRay, keep_height: float, keep_width: float) -> XRay:
+    """The centred part of the radiograph keeping these shares of its height and width."""
+    height, width = xray.pixels.shape
+    keep_h, keep_w = max(1, round(height * keep_height)), max(1, round(width * keep_width))
+    top, left = (height - keep_h) // 2, (width - keep_w) // 2
+    return replace(xray, pixels=np.ascontiguousarray(xray.pixels[top : top + keep_h, left : left + keep_w]))
+
+
 def centre_crop(area: float) -> Callable[[XRay], XRay]:
     """Keep the centred rectangle of ``area`` (0 < area <= 1) of the image's area, same aspect ratio."""
     if not 0.0 < area <= 1.0:
         raise ValueError(f"a centre crop keeps a share of the area in (0, 1], not {area}")
     side = math.sqrt(area)
-
-    def crop(xray: XRay) -> XRay:
-        height, width = xray.pixels.shape
-        keep_h, keep_w = max(1, round(height * side)), max(1, round(width * side))
-        top, left = (height - keep_h) // 2, (width - keep_w) // 2
-        pixels = np.ascontiguousarray(xray.pixels[top : top + keep_h, left : left + keep_w])
-        return replace(xray, pixels=pixels)
-
-    return crop
+    return lambda xray: _centred(xray, side, side)
 
 
 def stretch(axis: str, keep: float) -> Callable[[XRay], XRay]:
@@ -40,16 +40,9 @@ def stretch(axis: str, keep: float) -> Callable[[XRay], XRay]:
         raise ValueError(f"a stretch is along 'width' or 'height', not {axis!r}")
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"a stretch keeps a share of the axis in (0, 1], not {keep}")
-
-    def crop(xray: XRay) -> XRay:
-        height, width = xray.pixels.shape
-        keep_h = height if axis == "width" else max(1, round(height * keep))
-        keep_w = width if axis == "height" else max(1, round(width * keep))
-        top, left = (height - keep_h) // 2, (width - keep_w) // 2
-        pixels = np.ascontiguousarray(xray.pixels[top : top + keep_h, left : left + keep_w])
-        return replace(xray, pixels=pixels)
-
-    return crop
+    if axis == "width":
+        return lambda xray: _centred(xray, 1.0, keep)
+    return lambda xray: _centred(xray, keep, 1.0)
 
 
 def grain(std: float, seed: int = 0) -> Callable[[XRay], XRay]:
