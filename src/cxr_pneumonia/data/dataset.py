@@ -116,6 +116,12 @@ def build_augment(cfg: AugmentConfig, size: int) -> Callable[[torch.Tensor], tor
     return v2.Compose(steps)
 
 
+def _served(unit: torch.Tensor, equalized: bool) -> torch.Tensor:
+    """A changed training image as serving would see it: equalised again when the input is equalised
+    (equalisation depends only on pixel ranks, which the change moved)."""
+    return torch.from_numpy(equalize(unit.numpy())) if equalized else unit
+
+
 class Reframe:
     """With a probability for its class, crop an image to a random near-square area and resize it back:
     tight framing, for the class that otherwise rarely has it (normal: target 0; pneumonia: 1 and 2).
@@ -134,10 +140,7 @@ class Reframe:
         probability = self.normal if target == 0 else self.pneumonia
         if probability <= 0 or torch.rand(()).item() >= probability:
             return unit
-        framed = self.crop(unit).clamp(0.0, 1.0)
-        if self.equalized:
-            framed = torch.from_numpy(equalize(framed.numpy()))
-        return framed
+        return _served(self.crop(unit).clamp(0.0, 1.0), self.equalized)
 
 
 def build_reframe(cfg: AugmentConfig, spec: PreprocessSpec) -> Reframe | None:
@@ -173,10 +176,9 @@ class Stretch:
         kept = max(1, round(length * keep))
         start = int(torch.randint(0, length - kept + 1, ()).item())
         part = unit[:, :, start : start + kept] if along_width else unit[:, start : start + kept, :]
-        stretched = v2.functional.resize(part, [height, width], antialias=True).clamp(0.0, 1.0)
-        if self.equalized:
-            stretched = torch.from_numpy(equalize(stretched.numpy()))
-        return stretched
+        return _served(
+            v2.functional.resize(part, [height, width], antialias=True).clamp(0.0, 1.0), self.equalized
+        )
 
 
 def build_stretch(cfg: AugmentConfig, spec: PreprocessSpec) -> Stretch | None:
@@ -200,10 +202,7 @@ class Grain:
         if torch.rand(()).item() >= self.probability:
             return unit
         std = self.std[0] + torch.rand(()).item() * (self.std[1] - self.std[0])
-        grainy = (unit + torch.randn_like(unit) * std).clamp(0.0, 1.0)
-        if self.equalized:
-            grainy = torch.from_numpy(equalize(grainy.numpy()))
-        return grainy
+        return _served((unit + torch.randn_like(unit) * std).clamp(0.0, 1.0), self.equalized)
 
 
 def build_grain(cfg: AugmentConfig, spec: PreprocessSpec) -> Grain | None:
