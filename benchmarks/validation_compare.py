@@ -26,7 +26,9 @@ only the framing changes (docs/training.md, "Framing is not a finding").
 height (served as a square, the chest looks wider, then taller): Kermany's images were squashed to a
 square from originals of many aspect ratios, so proportions say how an image was acquired, not what it
 shows; --grain STD with Gaussian noise of that standard deviation added before they are served (a
-noisier acquisition of the same anatomy; docs/training.md, "Proportions and grain are not findings").
+noisier acquisition of the same anatomy; docs/training.md, "Proportions and grain are not findings");
+--resolution PIXELS resampled so that their longer side has that many pixels and back (a softer
+detector: whether smoothness alone reads as normal).
 
 Writes benchmarks/results/validation_compare.json.
 """
@@ -57,7 +59,7 @@ from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.evaluate import score_rows
 from cxr_pneumonia.training.loop import validation_scores
 from cxr_pneumonia.training.metrics import binary_report
-from cxr_pneumonia.training.probes import centre_crop, grain, stretch
+from cxr_pneumonia.training.probes import centre_crop, grain, resolution, stretch
 from cxr_pneumonia.training.run import split_for_training
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +150,12 @@ def main() -> None:
     parser.add_argument(
         "--grain", type=float, default=None, help="also score the images with noise of this std added"
     )
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="also score the images resampled to this many pixels on their longer side and back",
+    )
     args = parser.parse_args()
     manifest, rows = validation_rows(args.data, args.split, args.models[0])
     targets = np.array([class_index(r.label, r.subtype) for r in rows])
@@ -172,6 +180,8 @@ def main() -> None:
                 probes[f"stretched_{axis}"] = ({"keep": args.stretch}, stretch(axis, args.stretch))
         if args.grain is not None:
             probes["grainy"] = ({"std": args.grain}, grain(args.grain))
+        if args.resolution is not None:
+            probes["softened"] = ({"longer_side": args.resolution}, resolution(args.resolution))
         for key, (setting, adjust) in probes.items():
             probed = package_logits(predictor, manifest, rows, adjust=adjust)
             entry[key] = setting | scores(probed, targets, calibration.temperature)

@@ -1,4 +1,4 @@
-"""The framing probe (training/probes.py centre_crop) and score_rows' ``adjust`` hook."""
+"""The probes (training/probes.py: framing, proportions, grain, resolution) and score_rows' ``adjust`` hook."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cxr_pneumonia.data.catalog import scan
 from cxr_pneumonia.imaging.xray import ImageMeta, XRay
 from cxr_pneumonia.inference.predictor import Predictor
 from cxr_pneumonia.training.evaluate import score_rows
-from cxr_pneumonia.training.probes import centre_crop, grain, stretch
+from cxr_pneumonia.training.probes import centre_crop, grain, resolution, stretch
 
 
 def _xray(height: int, width: int) -> XRay:
@@ -78,3 +78,19 @@ def test_grain_adds_seeded_noise_and_keeps_the_range() -> None:
     assert first.pixels.dtype == np.float32 and first.pixels.min() >= 0.0 and first.pixels.max() <= 1.0
     with pytest.raises(ValueError):
         grain(-0.1)
+
+
+def test_resolution_keeps_the_size_and_removes_fine_detail() -> None:
+    rng = np.random.default_rng(0)
+    fine = _xray(200, 160)
+    fine = XRay(
+        pixels=rng.uniform(0.0, 1.0, (200, 160)).astype(np.float32), meta=fine.meta, sha256=fine.sha256
+    )
+    softened = resolution(50)(fine)
+    assert softened.pixels.shape == (200, 160) and softened.pixels.dtype == np.float32
+    # pixel noise averaged over 4x4 blocks: its spread falls by about four
+    assert float(np.std(softened.pixels)) < 0.5 * float(np.std(fine.pixels))
+    assert abs(float(np.mean(softened.pixels)) - float(np.mean(fine.pixels))) < 0.01
+    assert resolution(400)(fine) is fine  # already coarser than asked: unchanged
+    with pytest.raises(ValueError):
+        resolution(4)

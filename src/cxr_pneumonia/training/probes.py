@@ -1,7 +1,7 @@
 """Probes: a changed copy of each radiograph, scored beside the original, to ask one question of a
 model. ``centre_crop`` asks whether the framing alone moves its answer (docs/training.md, "Framing
 is not a finding"); ``stretch`` the proportions and ``grain`` the noise ("Proportions and grain are
-not findings")."""
+not findings"); ``resolution`` the sharpness, the other way from grain."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+from PIL import Image
 
 from ..imaging.xray import XRay
 
@@ -58,3 +59,24 @@ def grain(std: float, seed: int = 0) -> Callable[[XRay], XRay]:
         return replace(xray, pixels=np.clip(noisy, 0.0, 1.0).astype(np.float32))
 
     return add
+
+
+def resolution(longer_side: int) -> Callable[[XRay], XRay]:
+    """Resample the radiograph so that its longer side has ``longer_side`` pixels, then back to its own
+    size: the same anatomy from a detector of that resolution (softer, no finer grain). With 112 (half
+    of what a 224 package is served) it asks whether smoothness alone reads as "normal"; an image
+    already that small is returned as it is."""
+    if longer_side < 8:
+        raise ValueError(f"a resolution probe needs a longer side of at least 8 pixels, not {longer_side}")
+
+    def soften(xray: XRay) -> XRay:
+        height, width = xray.pixels.shape
+        factor = longer_side / max(height, width)
+        if factor >= 1.0:
+            return xray
+        small = (max(1, round(width * factor)), max(1, round(height * factor)))
+        image = Image.fromarray(np.asarray(xray.pixels, dtype=np.float32), mode="F")
+        back = image.resize(small, Image.Resampling.BOX).resize((width, height), Image.Resampling.BILINEAR)
+        return replace(xray, pixels=np.clip(np.asarray(back, dtype=np.float32), 0.0, 1.0))
+
+    return soften
