@@ -10,6 +10,8 @@ from cxr_pneumonia.data.catalog import scan
 from cxr_pneumonia.data.splits import earliest_patients_split
 from cxr_pneumonia.monitoring.sources import reference_paths
 from cxr_pneumonia.package import ModelPackage, write_manifest
+from cxr_pneumonia.training.config import TrainConfig
+from cxr_pneumonia.training.run import split_for_training
 
 
 def test_val_strategy_earliest_gives_the_earliest_patients_of_train(
@@ -33,3 +35,26 @@ def test_val_strategy_earliest_gives_the_earliest_patients_of_train(
     # the earliest normal patients of train are next to test's (IM-0001..0111): IM-0115 onwards
     names = sorted(p.name for p in paths if p.parent.name == "NORMAL" and p.name.startswith("IM-"))
     assert names[0].startswith("IM-011")
+
+
+def test_a_random_split_is_remade_as_training_made_it(
+    bundled_model_path: Path, kermany: Path, tmp_path: Path
+) -> None:
+    """Monitoring's reference images are exactly the validation images a run of that config held out."""
+    out = tmp_path / "pkg"
+    shutil.copytree(bundled_model_path, out)
+    manifest = ModelPackage.open(out).manifest
+    config = {**manifest.training.get("config", {}), "val_strategy": "random", "seed": 7, "val_fraction": 0.1}
+    write_manifest(out, replace(manifest, training={**manifest.training, "config": config}))
+    paths, info, _ = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+
+    catalog = scan(kermany, verify=False)
+    _, held_out = split_for_training(catalog, TrainConfig.from_dict(config))
+    assert sorted(paths) == sorted(catalog.absolute(r) for r in held_out)
+    assert info["selection"] == "validation re-made (patient split, seed 7)"
+
+    unseeded = {k: v for k, v in config.items() if k != "seed"}
+    write_manifest(out, replace(manifest, training={**manifest.training, "config": unseeded}))
+    paths, info, _ = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+    assert info["selection"] == "seeded sample of train rows (no training seed)"
+    assert not any("/test/" in str(p) for p in paths)

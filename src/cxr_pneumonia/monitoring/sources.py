@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import PACKAGE_ROOT, Settings
 from ..data.catalog import ManifestRow, scan
-from ..data.splits import earliest_patients_split, patient_split
+from ..data.splits import training_holdouts
 from ..errors import DataError
 from ..package import ModelPackage
 
@@ -71,13 +71,15 @@ def reference_paths(
 
 
 def _remade_validation(rows: list[ManifestRow], config: dict[str, Any]) -> tuple[list[ManifestRow], str]:
-    fraction = float(config.get("val_fraction", 0.15))
+    """Validation as the package's training config made it (``data.splits.training_holdouts``, the one
+    place that choice lives); a package that recorded no seed for a random split gets a seeded sample."""
     strategy = str(config.get("val_strategy", "random"))
-    if strategy == "earliest":
-        return earliest_patients_split(rows, fraction)[1], "validation re-made (earliest patients)"
     seed = config.get("seed")
-    if seed is None:
-        rng = np.random.default_rng(0)
-        keep = rng.choice(len(rows), max(1, int(len(rows) * fraction)), replace=False)
+    if strategy == "random" and seed is None:
+        fraction = float(config.get("val_fraction", 0.15))
+        keep = np.random.default_rng(0).choice(len(rows), max(1, int(len(rows) * fraction)), replace=False)
         return [rows[i] for i in sorted(keep.tolist())], "seeded sample of train rows (no training seed)"
-    return patient_split(rows, fraction, int(seed))[1], f"validation re-made (patient split, seed {seed})"
+    holdouts = training_holdouts(rows, strategy, float(config.get("val_fraction", 0.15)), int(seed or 0))
+    if strategy == "earliest":
+        return holdouts.val, "validation re-made (earliest patients)"
+    return holdouts.val, f"validation re-made (patient split, seed {seed})"
