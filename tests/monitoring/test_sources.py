@@ -14,15 +14,26 @@ from cxr_pneumonia.training.config import TrainConfig
 from cxr_pneumonia.training.run import split_for_training
 
 
+def _package_trained_with(
+    bundled: Path, out: Path, **config: object
+) -> tuple[ModelPackage, dict[str, object]]:
+    """A copy of the bundled package whose recorded training config has ``config`` changed."""
+    if not out.exists():
+        shutil.copytree(bundled, out)
+    manifest = ModelPackage.open(out).manifest
+    changed = {**ModelPackage.open(bundled).manifest.training.get("config", {}), **config}
+    changed = {k: v for k, v in changed.items() if v is not None}
+    write_manifest(out, replace(manifest, training={**manifest.training, "config": changed}))
+    return ModelPackage.open(out), changed
+
+
 def test_val_strategy_earliest_gives_the_earliest_patients_of_train(
     bundled_model_path: Path, kermany: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "pkg"
-    shutil.copytree(bundled_model_path, out)
-    manifest = ModelPackage.open(out).manifest
-    config = {**manifest.training.get("config", {}), "val_strategy": "earliest", "val_fraction": 0.1}
-    write_manifest(out, replace(manifest, training={**manifest.training, "config": config}))
-    paths, info, patients = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+    package, _ = _package_trained_with(
+        bundled_model_path, tmp_path / "pkg", val_strategy="earliest", val_fraction=0.1
+    )
+    paths, info, patients = reference_paths(package, kermany, max_images=0)
 
     catalog = scan(kermany, verify=False)
     train = [r for r in catalog.rows if r.split in (None, "train", "val")]
@@ -41,20 +52,19 @@ def test_a_random_split_is_remade_as_training_made_it(
     bundled_model_path: Path, kermany: Path, tmp_path: Path
 ) -> None:
     """Monitoring's reference images are exactly the validation images a run of that config held out."""
-    out = tmp_path / "pkg"
-    shutil.copytree(bundled_model_path, out)
-    manifest = ModelPackage.open(out).manifest
-    config = {**manifest.training.get("config", {}), "val_strategy": "random", "seed": 7, "val_fraction": 0.1}
-    write_manifest(out, replace(manifest, training={**manifest.training, "config": config}))
-    paths, info, _ = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+    package, config = _package_trained_with(
+        bundled_model_path, tmp_path / "pkg", val_strategy="random", seed=7, val_fraction=0.1
+    )
+    paths, info, _ = reference_paths(package, kermany, max_images=0)
 
     catalog = scan(kermany, verify=False)
     _, held_out = split_for_training(catalog, TrainConfig.from_dict(config))
     assert sorted(paths) == sorted(catalog.absolute(r) for r in held_out)
     assert info["selection"] == "validation re-made (patient split, seed 7)"
 
-    unseeded = {k: v for k, v in config.items() if k != "seed"}
-    write_manifest(out, replace(manifest, training={**manifest.training, "config": unseeded}))
-    paths, info, _ = reference_paths(ModelPackage.open(out), kermany, max_images=0)
+    package, _ = _package_trained_with(
+        bundled_model_path, tmp_path / "pkg", val_strategy="random", seed=None, val_fraction=0.1
+    )
+    paths, info, _ = reference_paths(package, kermany, max_images=0)
     assert info["selection"] == "seeded sample of train rows (no training seed)"
     assert not any("/test/" in str(p) for p in paths)
