@@ -116,7 +116,8 @@ def render_card(manifest: PackageManifest) -> str:
         _refer_rule(manifest),
         f"- Out-of-distribution gate: Mahalanobis distance of pooled features to the training set (Ledoit-Wolf"
         f" covariance). Above {cal.ood_threshold:.2f} (the {cal.ood_percentile}th validation percentile) an image is"
-        f" *atypical*: answered, flagged and referred; above {cal.ood_refuse_threshold:.2f} it is refused.",
+        f" *atypical*: answered, flagged and referred; above {cal.ood_refuse_threshold:.2f}"
+        f"{_refuse_source(cfg, training)} it is refused.",
         *_population_lines(manifest),
         "",
         "## Results",
@@ -353,3 +354,15 @@ def _lineage_lines(manifest: PackageManifest) -> list[str]:
             " and are not carried over.",
         ]
     return [*lines, ""]
+
+
+def _refuse_source(cfg: dict[str, Any], training: dict[str, Any]) -> str:
+    """Where the refusal distance came from, when it is not a plain factor of the atypical one."""
+    percentile = float(cfg.get("ood_refuse_outlier_percentile") or 0)
+    gate = training.get("population_gate") or {}
+    if percentile > 0 and gate.get("fit_images"):
+        return (
+            f" (the {percentile:g}th percentile of the {gate['fit_images']} fitted population-gate outliers'"
+            " distances: further than almost every radiograph of another population)"
+        )
+    return ""

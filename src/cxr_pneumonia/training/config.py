@@ -59,6 +59,11 @@ class TrainConfig:
     # radiographs, which the pediatric model never saw, and refuses photos, CT, MR and other body parts
     # (checked on the shared adult DICOMs and scikit-image photos; never on the Kermany test split).
     ood_refuse_factor: float = 1.3
+    # With a population gate's outliers (radiographs of another population, answered and referred):
+    # refuse above this percentile of their fitted half's distances instead, never below the atypical
+    # threshold. What is further from the training images than 99% of another population's chest
+    # radiographs is no chest radiograph the model has any business answering. 0: use the factor.
+    ood_refuse_outlier_percentile: float = 0.0
     # Who the package is for (package.Population: age_years [low, high), modalities, views,
     # description); a DICOM whose attributes fall outside is flagged and referred. Empty: anyone.
     population: dict[str, Any] = field(default_factory=dict)

@@ -39,6 +39,22 @@ def ood_threshold(reference: OODReference, val_pooled: np.ndarray, percentile: f
     return float(np.percentile(reference.distance(val_pooled), percentile))
 
 
+def refuse_threshold(
+    reference: OODReference,
+    atypical_above: float,
+    outliers_pooled: np.ndarray | None,
+    *,
+    factor: float,
+    outlier_percentile: float = 0.0,
+) -> float:
+    """The OOD distance above which an input is refused: ``outlier_percentile`` of the fitted outliers'
+    distances when both are given (never below ``atypical_above``), else ``factor`` x ``atypical_above``."""
+    if outlier_percentile > 0 and outliers_pooled is not None and len(outliers_pooled):
+        from_outliers = float(np.percentile(reference.distance(outliers_pooled), outlier_percentile))
+        return max(atypical_above, from_outliers)
+    return atypical_above * factor
+
+
 def fit_population_gate(
     inside_pooled: np.ndarray, outside_pooled: np.ndarray, c: float = 0.01, threshold: float = 0.5
 ) -> PopulationGate:

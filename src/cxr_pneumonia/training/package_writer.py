@@ -36,6 +36,7 @@ from .ood import (
     fit_population_gate,
     heatmap_reference,
     ood_threshold,
+    refuse_threshold,
     served_outputs,
 )
 
@@ -95,18 +96,21 @@ def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> P
     atypical_above = ood_threshold(reference, val_out.pooled, inputs.cfg.ood_percentile)
     reference.save(package_dir / OOD_NAME)
     files = {ONNX_NAME: sha256_file(onnx_path), OOD_NAME: sha256_file(package_dir / OOD_NAME)}
-    gate_info = _write_population_gate(inputs, onnx_path, train_out.pooled, package_dir)
+    gate_info, outliers_pooled = _write_population_gate(inputs, onnx_path, train_out.pooled, package_dir)
+    refuse_above = refuse_threshold(
+        reference,
+        atypical_above,
+        outliers_pooled,
+        factor=inputs.cfg.ood_refuse_factor,
+        outlier_percentile=inputs.cfg.ood_refuse_outlier_percentile,
+    )
     if gate_info:
         files[POPULATION_GATE_NAME] = sha256_file(package_dir / POPULATION_GATE_NAME)
     heat_scale = None
     if inputs.cfg.heatmap_percentile > 0:
         pneumonia = np.array([label == "pneumonia" for label in inputs.val_labels], dtype=bool)
         heat_scale = heatmap_reference(val_out.cam_peaks[pneumonia], inputs.cfg.heatmap_percentile)
-    log.info(
-        "OOD reference: atypical above %.2f, refused above %.2f",
-        atypical_above,
-        atypical_above * inputs.cfg.ood_refuse_factor,
-    )
+    log.info("OOD reference: atypical above %.2f, refused above %.2f", atypical_above, refuse_above)
     fitted = inputs.fitted
     manifest = PackageManifest(
         name=inputs.cfg.name,
@@ -125,7 +129,7 @@ def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> P
             conformal_alpha=inputs.cfg.conformal_alpha,
             ood_threshold=atypical_above,
             ood_percentile=inputs.cfg.ood_percentile,
-            ood_refuse_threshold=atypical_above * inputs.cfg.ood_refuse_factor,
+            ood_refuse_threshold=refuse_above,
         ),
         backbone=inputs.backbone.name,
         feature_channels=inputs.backbone.channels,
@@ -169,14 +173,14 @@ def finish_package(inputs: PackageInputs, package_dir: Path, parity: float) -> P
 
 def _write_population_gate(
     inputs: PackageInputs, onnx_path: Path, train_pooled: np.ndarray, package_dir: Path
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray | None]:
     """Fit the population gate on the training features against the fitted half of the outliers;
-    returns what model.json records of it (empty: no gate configured)."""
+    returns what model.json records of it (empty: no gate configured) and the outliers' features."""
     from ..data.external import external_halves
 
     cfg = dict(inputs.cfg.population_gate)
     if not cfg.get("outliers"):
-        return {}
+        return {}, None
     fit_fraction, seed = float(cfg.get("fit_fraction", 0.5)), int(cfg.get("seed", 0))
     fit, untouched = external_halves(Path(cfg["outliers"]), fit_fraction, seed)
     outside = served_outputs(onnx_path, [i.path for i in fit], inputs.spec, inputs.backbone.channels).pooled
@@ -190,7 +194,7 @@ def _write_population_gate(
         len(fit),
         100 * inside_flagged,
     )
-    return {
+    info = {
         "outliers": str(cfg["outliers"]),
         "fit_fraction": fit_fraction,
         "seed": seed,
@@ -200,3 +204,4 @@ def _write_population_gate(
         "untouched_images": len(untouched),
         "training_images_flagged": inside_flagged,
     }
+    return info, outside
