@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # The bundled model ships in the repository's models/ folder (a source checkout) ...
 _REPO_MODELS = PACKAGE_ROOT.parent.parent / "models"
-BUNDLED_MODEL_NAME = "cxr-effnet-lite0-v27"
+BUNDLED_MODEL_NAME = "cxr-effnet-lite0-v29"
 
 
 # Usage telemetry of the libraries this project imports, sent to outside hosts unless switched off.
