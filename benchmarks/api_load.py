@@ -26,6 +26,7 @@ import os
 import platform
 import queue
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -124,7 +125,14 @@ def api_key(server: Server) -> str:
     if not (username and password):
         raise SystemExit("no one-time login in the server's output:\n" + text)
     with httpx.Client(base_url=server.url, timeout=30) as client:
+        # The printed password only allows setting a new one (docs/security.md): set one, sign in again.
         token = client.post(f"{API}/auth/token", data={"username": username[1], "password": password[1]})
+        token.raise_for_status()
+        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        new_password = secrets.token_urlsafe(24)
+        change = {"current_password": password[1], "new_password": new_password}
+        client.post(f"{API}/auth/password", json=change, headers=bearer).raise_for_status()
+        token = client.post(f"{API}/auth/token", data={"username": username[1], "password": new_password})
         token.raise_for_status()
         bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
         created = client.post(
