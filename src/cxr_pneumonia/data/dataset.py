@@ -62,11 +62,18 @@ class AugmentConfig:
     # and grain are not findings").
     grain_probability: float = 0.0
     grain_std: tuple[float, float] = (0.0, 0.05)
+    # Softening (off by default): with this probability an image of either class is resampled to a
+    # side drawn in soften_side pixels (area averaging) and back (bilinear), then equalised again: the
+    # same anatomy from a detector of lower resolution. Without it smoothness reads as "normal": at 112
+    # pixels 2.7.0 and 2.9.0 lose 6 points of validation sensitivity (docs/training.md, "Sharpness is
+    # not a finding").
+    soften_probability: float = 0.0
+    soften_side: tuple[int, int] = (96, 192)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         values = dict(data)
-        for key in ("scale", "crop_scale", "reframe_scale", "stretch_keep", "grain_std"):
+        for key in ("scale", "crop_scale", "reframe_scale", "stretch_keep", "grain_std", "soften_side"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -212,6 +219,37 @@ def build_grain(cfg: AugmentConfig, spec: PreprocessSpec) -> Grain | None:
     return Grain(cfg.grain_probability, cfg.grain_std, spec.intensity == "equalize")
 
 
+class Soften:
+    """With a probability, resample a square image to a side drawn uniformly in a range (area
+    averaging, which is what a coarser detector integrates) and back (bilinear), then (for an
+    equalised input) equalise again. Both classes alike, so sharpness stops telling them apart."""
+
+    def __init__(self, probability: float, side: tuple[int, int], equalized: bool) -> None:
+        if not 8 <= side[0] <= side[1]:
+            raise ValueError(f"soften_side must be a range of sides of at least 8 pixels, not {side}")
+        self.probability, self.side, self.equalized = probability, side, equalized
+
+    def __call__(self, unit: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()).item() >= self.probability:
+            return unit
+        _, height, width = unit.shape
+        side = int(torch.randint(self.side[0], self.side[1] + 1, ()).item())
+        if side >= max(height, width):
+            return unit
+        small = torch.nn.functional.interpolate(unit[None], size=(side, side), mode="area")
+        back = torch.nn.functional.interpolate(
+            small, size=(height, width), mode="bilinear", align_corners=False
+        )
+        return _served(back[0].clamp(0.0, 1.0), self.equalized)
+
+
+def build_soften(cfg: AugmentConfig, spec: PreprocessSpec) -> Soften | None:
+    """The class-blind softening of training augmentation, or None when the config has none."""
+    if cfg.soften_probability <= 0:
+        return None
+    return Soften(cfg.soften_probability, cfg.soften_side, spec.intensity == "equalize")
+
+
 def decode_rows(
     manifest: Manifest,
     rows: Sequence[ManifestRow],
@@ -243,11 +281,13 @@ class XRayTensorDataset(Dataset[tuple[torch.Tensor, int]]):
         reframe: Reframe | None = None,
         stretch: Stretch | None = None,
         grain: Grain | None = None,
+        soften: Soften | None = None,
     ) -> None:
         self.images = images
         self.reframe = reframe
         self.stretch = stretch
         self.grain = grain
+        self.soften = soften
         self.targets = [class_index(r.label, r.subtype) for r in rows]
         self.spec = spec
         self.augment = augment
@@ -263,6 +303,9 @@ class XRayTensorDataset(Dataset[tuple[torch.Tensor, int]]):
             unit = self.reframe(unit, self.targets[index])
         if self.stretch is not None:
             unit = self.stretch(unit)
+        # softer first, then grain: a coarse detector can still be a noisy one
+        if self.soften is not None:
+            unit = self.soften(unit)
         if self.grain is not None:
             unit = self.grain(unit)
         if self.augment is not None:

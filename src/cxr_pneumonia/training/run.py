@@ -32,6 +32,7 @@ from ..data.dataset import (
     build_augment,
     build_grain,
     build_reframe,
+    build_soften,
     build_stretch,
     decode_rows,
 )
@@ -237,6 +238,7 @@ def fit(
         reframe=build_reframe(cfg.augment, spec),
         stretch=build_stretch(cfg.augment, spec),
         grain=build_grain(cfg.augment, spec),
+        soften=build_soften(cfg.augment, spec),
     )
     val_ds = XRayTensorDataset(prepared.val_images, val_rows, spec)
     train_loader = distributed.train_loader(train_ds, cfg.batch_size, cfg.seed, ranks)
