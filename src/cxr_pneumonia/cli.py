@@ -232,6 +232,33 @@ def ensemble(
 
 
 @app.command()
+def soup(
+    run: Annotated[list[Path], typer.Option(help="a finished training run folder (give two or more)")],
+    data: Annotated[Path, typer.Option(help="the dataset the runs were trained on (folder or CSV)")],
+    out: Annotated[Path, typer.Option(help="where to write the soup's package (must not exist or be empty)")],
+    version: Annotated[str, typer.Option(help="the soup package's version")],
+    name: Annotated[str | None, typer.Option(help="its name (default: the config's)")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML whose post-training settings to use (default: the best ingredient's config)"),
+    ] = None,
+) -> None:
+    """Average the weights of trained runs (a greedy soup, chosen on their shared validation hold-out)
+    into one network, calibrated and packaged as a run is: never the test split (needs the train extra)."""
+    from .training.soup import build_soup
+
+    try:
+        made = build_soup(run, data, out, version=version, name=name, config=config)
+    except CXRError as exc:
+        raise _fail(exc) from None
+    record = made.training["soup"]
+    console.print(
+        f"{made.model_id} written to {out}: {record['kept']} of {len(run)} runs averaged, "
+        f"scaled validation NLL {record['scaled_val_nll']:.4f}, {_rule_summary(made)}"
+    )
+
+
+@app.command()
 def tune(
     data: Annotated[Path, typer.Option(help="dataset folder or CSV")],
     config: Annotated[Path, typer.Option(help="YAML: a base training config with `search:` and `tune:`")],

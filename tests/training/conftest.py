@@ -1,4 +1,4 @@
-"""A real (tiny) training run shared by the training tests: a few dozen Kermany images, one epoch."""
+"""Real (tiny) training runs shared by the training tests: a few dozen Kermany images, one epoch."""
 
 from __future__ import annotations
 
@@ -31,3 +31,24 @@ def tiny_run(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.25, seed=7)
     return train(tiny_dataset_csv, out / "tiny", cfg, console=Console(quiet=True))
+
+
+@pytest.fixture(scope="session")
+def members(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two tiny runs on the same data, the same (earliest-patients) validation and the same shift
+    hold-out (the latest patients of the rest), with two seeds."""
+    from rich.console import Console
+
+    from cxr_pneumonia.training.config import TrainConfig
+    from cxr_pneumonia.training.run import train
+
+    out = tmp_path_factory.mktemp("members")
+    made = []
+    for seed in (7, 8):
+        cfg = TrainConfig(
+            epochs=1, batch_size=16, val_fraction=0.25, val_strategy="earliest", shift_holdout=0.2, seed=seed
+        )
+        made.append(
+            train(tiny_dataset_csv, out / f"seed{seed}", cfg, console=Console(quiet=True)).package_dir
+        )
+    return made

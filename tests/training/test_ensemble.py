@@ -72,27 +72,6 @@ def test_block_diagonal_reference_sums_member_distances(tmp_path: Path) -> None:
         blocks.distance(x[:, :6])
 
 
-@pytest.fixture(scope="module")
-def members(tiny_dataset_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Two tiny runs on the same data, the same (earliest-patients) validation and the same shift
-    hold-out (the latest patients of the rest), with two seeds."""
-    from rich.console import Console
-
-    from cxr_pneumonia.training.config import TrainConfig
-    from cxr_pneumonia.training.run import train
-
-    out = tmp_path_factory.mktemp("members")
-    made = []
-    for seed in (7, 8):
-        cfg = TrainConfig(
-            epochs=1, batch_size=16, val_fraction=0.25, val_strategy="earliest", shift_holdout=0.2, seed=seed
-        )
-        made.append(
-            train(tiny_dataset_csv, out / f"seed{seed}", cfg, console=Console(quiet=True)).package_dir
-        )
-    return made
-
-
 def test_cli_ensemble_writes_a_package_that_serves(
     tiny_dataset_csv: Path, members: list[Path], kermany: Path, tmp_path: Path
 ) -> None:
@@ -196,12 +175,12 @@ def test_members_with_another_shift_hold_out_are_refused(tiny_dataset_csv: Path)
     """One member trained on images the other holds out: the ensemble would have no hold-out."""
     from cxr_pneumonia.data.catalog import scan
     from cxr_pneumonia.training.config import TrainConfig
-    from cxr_pneumonia.training.ensemble import _shared_split
+    from cxr_pneumonia.training.run import shared_split
 
     same = {"val_fraction": 0.25, "val_strategy": "earliest"}
     configs = [TrainConfig(shift_holdout=0.2, **same), TrainConfig(**same)]
     with pytest.raises(DataError, match="another shift hold-out"):
-        _shared_split(scan(tiny_dataset_csv, verify=False), configs)
+        shared_split(scan(tiny_dataset_csv, verify=False), configs)
 
 
 def test_a_package_without_a_shift_hold_out_cannot_be_scored_on_one(

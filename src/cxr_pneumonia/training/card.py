@@ -175,9 +175,12 @@ def render_card(manifest: PackageManifest) -> str:
         "",
         "## How it was made",
         "",
-        *(_ensemble_lines(training) if training.get("ensemble") else _training_lines(training, cfg)),
+        *_how_made_lines(training, cfg),
         *([str(training["notes"]), ""] if training.get("notes") else []),
-        "Training config" + (" (of the first member)" if training.get("ensemble") else "") + ":",
+        "Training config"
+        + (" (of the first member)" if training.get("ensemble") else "")
+        + (" (the soup's post-training settings)" if training.get("soup") else "")
+        + ":",
         "",
         "```yaml",
         *[f"{k}: {v}" for k, v in cfg.items()],
@@ -195,6 +198,44 @@ def _training_lines(training: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         "",
         f"Best epoch {training.get('best_epoch', '?')} of {cfg.get('epochs', '?')}; ONNX parity with PyTorch: max "
         f"|logit diff| {training.get('onnx_parity_max_abs_diff', float('nan')):.1e}.",
+        "",
+    ]
+
+
+def _how_made_lines(training: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    if training.get("ensemble"):
+        return _ensemble_lines(training)
+    if training.get("soup"):
+        return _soup_lines(training)
+    return _training_lines(training, cfg)
+
+
+def _soup_lines(training: dict[str, Any]) -> list[str]:
+    """A soup was averaged from trained runs, not trained: say from which, and what was kept."""
+    record = training["soup"]
+    ingredients = record.get("ingredients", [])
+    return [
+        "```",
+        "cxr soup "
+        + " ".join(f"--run <{i.get('run', '?')}>" for i in ingredients)
+        + f" --data {training.get('data_source', '../shared/data/kermany')} --version <version> --out <package>",
+        "```",
+        "",
+        f"One network whose weights are the mean of {record.get('kept', '?')} trained runs' weights: "
+        f"{record.get('method', '')}. Scaled validation NLL of the soup: "
+        f"{float(record.get('scaled_val_nll', float('nan'))):.4f}. Temperature, threshold, conformal quantiles, OOD"
+        " reference, population gate and heatmap scale were fitted on it over the runs' shared validation"
+        " hold-out. Ingredients, in the order tried:",
+        "",
+        *[
+            f"- `{i.get('run')}` ({i.get('version')}, seed {i.get('seed')}, best epoch {i.get('best_epoch')}): "
+            f"own NLL {float(i.get('own_scaled_val_nll', float('nan'))):.4f}, soup with it "
+            f"{float(i.get('soup_scaled_val_nll_when_tried', float('nan'))):.4f}, "
+            + ("kept" if i.get("kept") else "left out")
+            for i in ingredients
+        ],
+        "",
+        f"ONNX parity with PyTorch: max |logit diff| {training.get('onnx_parity_max_abs_diff', float('nan')):.1e}.",
         "",
     ]
 

@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .evaluate import record_shift_holdout
 from .ood import served_outputs
 from .package_writer import PackageInputs, finish_package
-from .run import fit_on_validation, holdouts_for, rows_to_fit, split_counts
+from .run import fit_on_validation, shared_split, split_counts
 
 log = logging.getLogger(__name__)
 COMBINATION = (
@@ -77,7 +77,7 @@ def build_ensemble(
             code="dataset_mismatch",
         )
     configs = [TrainConfig.from_dict(p.manifest.training["config"]) for p in packages]
-    train_rows, val_rows, shift_rows = _shared_split(manifest, configs)
+    train_rows, val_rows, shift_rows = shared_split(manifest, configs)
     cfg = replace(configs[0], name=name or packages[0].manifest.name, version=version)
     spec = packages[0].manifest.preprocess
 
@@ -199,29 +199,6 @@ def _check_same_contract(packages: Sequence[ModelPackage]) -> None:
         ):
             if mine != theirs:
                 raise DataError(f"{m.model_id} and {first.model_id} differ in {what}", code="members_differ")
-
-
-def _shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[Any], list[Any], list[Any]]:
-    """The training, validation and shift hold-out rows every member was trained, selected and not
-    trained with (the same for all)."""
-    sides = [holdouts_for(manifest, cfg) for cfg in configs]
-    splits = [rows_to_fit(s, cfg) for s, cfg in zip(sides, configs, strict=True)]
-    shifts = [{r.path for r in s.shift} for s in sides]
-    first_val = {r.path for r in splits[0][1]}
-    for i, (_, val_rows) in enumerate(splits[1:], start=1):
-        if {r.path for r in val_rows} != first_val:
-            raise DataError(
-                f"member {i} was validated on another hold-out than member 0: the ensemble would be "
-                "fitted on images a member was trained on",
-                code="members_differ",
-            )
-        if shifts[i] != shifts[0]:
-            raise DataError(
-                f"member {i} has another shift hold-out than member 0: one of them trained on images "
-                "the other holds out, so the ensemble would have no hold-out of its own",
-                code="members_differ",
-            )
-    return splits[0][0], splits[0][1], sides[0].shift
 
 
 def _ensemble_record(packages: Sequence[ModelPackage], parity: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,12 +355,7 @@ def _train(
             best_epoch=state.best_epoch,
             split_counts=split_counts(train_rows, val_rows, prepared.shift_rows),
             parity_images=parity_images,
-            data_source=str(data),
-            ood_train=[manifest.absolute(r) for r in train_rows],
-            ood_val=[manifest.absolute(r) for r in val_rows],
-            val_labels=[r.label for r in val_rows],
-            val_patients=[r.patient_id for r in val_rows],
-            dataset_dvc=manifest.dvc.to_dict() if manifest.dvc else None,
+            **data_inputs(manifest, train_rows, val_rows, data),
         ),
         package_dir,
     )
@@ -373,12 +368,47 @@ def _train(
     return TrainResult(out_dir, package_dir, state.best_epoch, _best_auroc(state))
 
 
+def data_inputs(manifest: Manifest, train_rows: list[Any], val_rows: list[Any], data: Path) -> dict[str, Any]:
+    """What a package writer needs to know of the images a package was made from (PackageInputs)."""
+    return {
+        "data_source": str(data),
+        "ood_train": [manifest.absolute(r) for r in train_rows],
+        "ood_val": [manifest.absolute(r) for r in val_rows],
+        "val_labels": [r.label for r in val_rows],
+        "val_patients": [r.patient_id for r in val_rows],
+        "dataset_dvc": manifest.dvc.to_dict() if manifest.dvc else None,
+    }
+
+
 def split_counts(train_rows: list[Any], val_rows: list[Any], shift_rows: list[Any]) -> dict[str, Any]:
     """The package's record of its sides (the shift hold-out only where there is one)."""
     sides = {"train": counts(train_rows), "val": counts(val_rows)}
     if shift_rows:
         sides["shift_holdout"] = counts(shift_rows)
     return sides
+
+
+def shared_split(manifest: Any, configs: Sequence[TrainConfig]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The training, validation and shift hold-out rows every member of a combined model (an ensemble,
+    a soup) was trained, selected and not trained with: the same for all, or refused."""
+    sides = [holdouts_for(manifest, cfg) for cfg in configs]
+    splits = [rows_to_fit(s, cfg) for s, cfg in zip(sides, configs, strict=True)]
+    shifts = [{r.path for r in s.shift} for s in sides]
+    first_val = {r.path for r in splits[0][1]}
+    for i, (_, val_rows) in enumerate(splits[1:], start=1):
+        if {r.path for r in val_rows} != first_val:
+            raise DataError(
+                f"member {i} was validated on another hold-out than member 0: the combined model "
+                "would be chosen and fitted on images a member was trained on",
+                code="members_differ",
+            )
+        if shifts[i] != shifts[0]:
+            raise DataError(
+                f"member {i} has another shift hold-out than member 0: one of them trained on images "
+                "the other holds out, so the combined model would have no hold-out of its own",
+                code="members_differ",
+            )
+    return splits[0][0], splits[0][1], sides[0].shift
 
 
 def _best_auroc(state: TrainState) -> float:
