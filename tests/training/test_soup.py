@@ -105,3 +105,26 @@ def test_runs_held_out_differently_or_unfinished_are_refused(
     assert not (tmp_path / "s").exists()  # refused before anything was written
     with pytest.raises(DataError, match="not a finished training run"):
         build_soup([members[0].parent, tmp_path], tiny_dataset_csv, tmp_path / "t", version="1")
+
+
+def test_a_config_for_other_images_is_refused(
+    tiny_dataset_csv: Path, members: list[Path], tmp_path: Path
+) -> None:
+    """--config decides which images are scored after the soup is made: a shift hold-out of another
+    size would score images the ingredients trained on as if they were held out; another input size
+    would describe a network the soup is not."""
+    from dataclasses import replace
+
+    from cxr_pneumonia.training.config import TrainConfig
+    from cxr_pneumonia.training.soup import build_soup
+
+    runs = [m.parent for m in members]
+    cfg = TrainConfig.from_yaml(runs[0] / "config.yaml")
+    other = tmp_path / "other.yaml"
+    replace(cfg, shift_holdout=0.4).write_yaml(other)
+    with pytest.raises(DataError, match="another shift hold-out"):
+        build_soup(runs, tiny_dataset_csv, tmp_path / "s", version="1", config=other)
+    assert not (tmp_path / "s").exists()
+    replace(cfg, image_size=192).write_yaml(other)
+    with pytest.raises(DataError, match="differ in image size"):
+        build_soup(runs, tiny_dataset_csv, tmp_path / "s", version="1", config=other)

@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .evaluate import record_shift_holdout
 from .loop import predict_logits
 from .package_writer import PackageInputs, write_package
-from .run import data_inputs, fit_on_validation, holdouts_for, rows_to_fit, shared_split, split_counts
+from .run import data_inputs, fit_on_validation, shared_split, split_counts
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,15 @@ def build_soup(
     if len(runs) < 2:
         raise DataError("a soup needs at least two training runs", code="usage")
     ingredients = [load_ingredient(r) for r in runs]
-    _check_one_recipe_start(ingredients)
+    settings = TrainConfig.from_yaml(config) if config else None
+    _check_one_recipe_start(
+        [(str(i.run), i.cfg) for i in ingredients] + ([(str(config), settings)] if settings else [])
+    )
     manifest = scan(data, verify=False)
     _check_dataset(ingredients, manifest.version_id, data)
     train_rows, val_rows, shift_rows = shared_split(manifest, [i.cfg for i in ingredients])
+    if settings:  # its hold-outs too must be the ingredients' (it decides which images are scored after)
+        shared_split(manifest, [ingredients[0].cfg, settings])
 
     spec = PreprocessSpec(size=ingredients[0].cfg.image_size, intensity=ingredients[0].cfg.intensity)
     val_ds = XRayTensorDataset(decode_rows(manifest, val_rows, spec), val_rows, spec)
@@ -163,12 +168,8 @@ def build_soup(
     kept, own, trail = greedy_soup([i.weights for i in ingredients], score)
     log.info("greedy soup keeps %s of %d (scaled validation NLL %s)", kept, len(ingredients), trail)
     leader = ingredients[kept[0]]
-    base = TrainConfig.from_yaml(config) if config else leader.cfg
+    base = settings or leader.cfg
     cfg = replace(base, name=name or base.name, version=version)
-    if {r.path for r in rows_to_fit(holdouts_for(manifest, cfg), cfg)[1]} != {r.path for r in val_rows}:
-        raise DataError(
-            f"{config} holds out other validation images than the ingredients", code="members_differ"
-        )
 
     val_logits, _, val_targets = _logits(
         model, average_weights([ingredients[i].weights for i in kept]), loader
@@ -212,11 +213,10 @@ def _logits(
         return predict_logits(model, loader)
 
 
-def _check_one_recipe_start(ingredients: Sequence[Ingredient]) -> None:
+def _check_one_recipe_start(named: Sequence[tuple[str, TrainConfig]]) -> None:
     """Averaging only makes sense for one architecture, one input and one starting point."""
-    first = ingredients[0].cfg
-    for ingredient in ingredients[1:]:
-        cfg = ingredient.cfg
+    first_name, first = named[0]
+    for who, cfg in named[1:]:
         for what, mine, theirs in (
             ("backbone", cfg.backbone, first.backbone),
             ("starting weights (pretrained)", cfg.pretrained, first.pretrained),
@@ -225,7 +225,7 @@ def _check_one_recipe_start(ingredients: Sequence[Ingredient]) -> None:
         ):
             if mine != theirs:
                 raise DataError(
-                    f"{ingredient.run} and {ingredients[0].run} differ in {what}: their weights cannot be averaged",
+                    f"{who} and {first_name} differ in {what}: their weights cannot be averaged",
                     code="members_differ",
                 )
 
