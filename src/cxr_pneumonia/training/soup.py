@@ -11,7 +11,6 @@ exactly as a training run packages its best epoch. The test split is never read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from ..data.labels import CLASSES
 from ..errors import DataError
 from ..imaging.preprocess import PreprocessSpec
 from ..models.network import BackboneInfo, CXRNet, build_model
-from ..package import ModelPackage, PackageManifest
+from ..package import ModelPackage, PackageManifest, sha256_file
 from .calibration import fit_temperature, nll
 from .config import TrainConfig
 from .evaluate import record_shift_holdout
@@ -75,7 +74,7 @@ def load_ingredient(run: Path) -> Ingredient:
         run=run,
         cfg=TrainConfig.from_yaml(config),
         weights=saved["model"],
-        checkpoint_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        checkpoint_sha256=sha256_file(checkpoint),
         best_epoch=saved.get("epoch"),
         package_digest=digest,
     )
